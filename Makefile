@@ -1,0 +1,69 @@
+# mspace — build, test and benchmark. `make help` lists the targets.
+# Local overrides (CC, extra flags) go in config.mak, which is not tracked.
+-include config.mak
+
+CC      ?= cc
+OPT     ?= -O2
+CFLAGS  += $(OPT) -g -std=gnu11 -fPIC -Wall -Wextra -Wno-unused-parameter \
+           -fvisibility=hidden -ftls-model=initial-exec -fno-builtin-malloc \
+           -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+           -fno-stack-protector -fno-semantic-interposition -pthread -MMD -MP
+LDFLAGS += -shared -pthread -Wl,-z,now -Wl,--no-undefined
+
+B        = build
+CORE_SRC = $(wildcard core/*.c)
+INTERPOSE_SRC = $(wildcard interpose/*.c)
+CORE_OBJ = $(CORE_SRC:%.c=$(B)/%.o)
+LIB_OBJ  = $(CORE_OBJ) $(INTERPOSE_SRC:%.c=$(B)/%.o)
+
+.PHONY: all test bench bench-quick deps clean help
+all: libmspace.so
+
+libmspace.so: $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Core unit tests link the core objects directly (no interposition), so the
+# test binary itself still runs on glibc's malloc.
+UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+$(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) tests/harness.h
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -pthread -Icore -o $@ $< $(CORE_OBJ)
+
+# Everything else in tests/ is a plain malloc/free program run under LD_PRELOAD.
+PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c)
+PROG_BIN = $(PROG_SRC:tests/%.c=$(B)/tests/%)
+$(B)/tests/%: tests/%.c tests/harness.h
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -pthread -o $@ $<
+CXX_SRC = $(wildcard tests/api/*.cc)
+CXX_BIN = $(CXX_SRC:tests/%.cc=$(B)/tests/%)
+$(B)/tests/%: tests/%.cc tests/harness.h
+	@mkdir -p $(@D)
+	$(CXX) -O1 -g -std=c++17 -Wall -Wextra -fno-builtin -pthread -o $@ $<
+
+test: libmspace.so $(UNIT_BIN) $(PROG_BIN) $(CXX_BIN)
+	@scripts/deps.sh --check-test
+	@tests/run.sh
+
+bench: libmspace.so
+	@scripts/deps.sh --check-bench
+	@scripts/bench.sh $(if $(QUICK),--quick)
+
+deps:
+	@scripts/deps.sh --install
+
+clean:
+	rm -rf $(B) libmspace.so
+
+help:
+	@echo "make          build libmspace.so"
+	@echo "make test     build and run every test (ends with 'N passed, N failed')"
+	@echo "make bench    compare mspace with glibc and jemalloc (QUICK=1 for a short run)"
+	@echo "make deps     install the Debian packages the tests and benchmarks use"
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

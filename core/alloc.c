@@ -1,0 +1,88 @@
+#include "alloc.h"
+#include <errno.h>
+#include <string.h>
+#include "large.h"
+#include "span.h"
+
+void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
+    if (alignment <= MS_ALIGNMENT) {
+        if (size <= MS_SMALL_MAX)
+            return ms_heap_alloc(heap, ms_size_class_of(size));
+        return ms_large_alloc(size, 0);
+    }
+    /* Spans start on 64 KiB boundaries, so blocks of a class whose size is a
+     * multiple of the alignment are all aligned. */
+    if (size <= MS_SMALL_MAX && alignment <= MS_SLICE_SIZE) {
+        size_t need = size < alignment ? alignment : size;
+        for (unsigned c = ms_size_class_of(need); c < MS_CLASS_COUNT; c++)
+            if ((ms_size_class_size(c) & (alignment - 1)) == 0)
+                return ms_heap_alloc(heap, c);
+    }
+    return ms_large_alloc(size, alignment);
+}
+
+typedef struct {
+    segment_t *segment;
+    span_t *span; /* NULL for a large block */
+} block_home_t;
+
+/* Where p lives, if p is exactly a block mspace handed out. */
+static bool find_block(const void *p, block_home_t *home) {
+    segment_t *segment = ms_segment_of(p);
+    if (segment == NULL)
+        return false;
+    home->segment = segment;
+    home->span = NULL;
+    if (segment->kind == SEGMENT_LARGE)
+        return p == segment->large_block;
+    span_t *span = ms_span_head(ms_segment_slice_of(segment, p));
+    if (span == NULL || !ms_span_is_block_start(segment, span, p))
+        return false;
+    home->span = span;
+    return true;
+}
+
+void ms_free(void *p, const char *caller) {
+    if (p == NULL)
+        return;
+    block_home_t home;
+    if (!find_block(p, &home))
+        ms_host_fatal(caller, "invalid pointer", p);
+    if (home.span == NULL)
+        ms_large_free(home.segment);
+    else
+        ms_heap_free(home.segment, home.span, (block_t *)p);
+}
+
+size_t ms_usable_size(const void *p, const char *caller) {
+    block_home_t home;
+    if (!find_block(p, &home))
+        ms_host_fatal(caller, "invalid pointer", p);
+    if (home.span == NULL)
+        return ms_large_usable(home.segment);
+    return home.span->block_size;
+}
+
+void *ms_realloc(heap_t *heap, void *p, size_t size) {
+    block_home_t home;
+    if (!find_block(p, &home) ||
+        (home.span && ((block_t *)p)->freed_mark == (uintptr_t)home.span))
+        ms_host_fatal("realloc", "invalid pointer", p);
+    size_t usable;
+    if (home.span == NULL) {
+        if (size > MS_SMALL_MAX)
+            return ms_large_resize(home.segment, size);
+        usable = ms_large_usable(home.segment);
+    } else {
+        usable = home.span->block_size;
+        /* Stay put unless the block would be mostly empty. */
+        if (size <= usable && (size >= usable / 2 || usable <= 64))
+            return p;
+    }
+    void *moved = ms_alloc(heap, size, 0);
+    if (moved == NULL)
+        return NULL;
+    memcpy(moved, p, size < usable ? size : usable);
+    ms_free(p, "realloc");
+    return moved;
+}

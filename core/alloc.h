@@ -1,0 +1,73 @@
+/* The allocator's entry points for interpose/. The two fast paths are
+ * inline so that the exported malloc and free are exactly them: one list
+ * pop, one push. Everything they decline goes to the functions below. */
+#ifndef MS_ALLOC_H
+#define MS_ALLOC_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "heap.h"
+#include "host.h"
+#include "segment.h"
+#include "size_class.h"
+#include "types.h"
+
+/* malloc for sizes up to 1 KiB when the thread's current span has a hole;
+ * NULL sends the caller to its slow path (which also covers a thread that
+ * has no heap yet: its spans are all ms_span_empty). */
+static inline void *ms_alloc_fast(size_t size) {
+    if (MS_LIKELY(size <= MS_CLASS_TABLE_MAX)) {
+        span_t *span = ms_heap_tls->alloc_span[ms_class_table[(size + 15) >> 4]];
+        block_t *block = span->free;
+        if (MS_LIKELY(block != NULL)) {
+            span->free = block->next;
+            block->freed_mark = 0;
+            span->used++;
+            return block;
+        }
+    }
+    return NULL;
+}
+
+/* free of a block by the thread that owns its span. The span's local_key
+ * matches only for the owner of a listed span, so one compare also rules
+ * out free slices, forwarding slices, full spans and large segments. The
+ * block-start test rejects interior and misaligned pointers, the mark a
+ * block that is already a hole. false sends the caller to its slow path. */
+static inline bool ms_free_fast(void *p) {
+    segment_t *segment = ms_segment_of(p);
+    if (MS_LIKELY(segment != NULL)) {
+        span_t *span = ms_segment_slice_of(segment, p);
+        block_t *block = (block_t *)p;
+        uint64_t offset = (uintptr_t)p & (MS_SLICE_SIZE - 1);
+        if (MS_LIKELY(span->local_key == ms_thread_id() &&
+                      offset * span->boundary_magic < span->boundary_magic &&
+                      block->freed_mark != (uintptr_t)span)) {
+            block->next = span->local_free;
+            block->freed_mark = (uintptr_t)span;
+            span->local_free = block;
+            if (MS_UNLIKELY(--span->used == 0))
+                ms_heap_span_emptied(segment->heap, segment, span);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* General malloc for a thread that has a heap: any size, any power-of-two
+ * alignment up to MS_LARGE_ALIGN_MAX. NULL with errno ENOMEM. */
+void *ms_alloc(heap_t *heap, size_t size, size_t alignment) MS_HIDDEN;
+
+/* free of any pointer: NULL is ignored, anything mspace did not hand out
+ * (or already took back) aborts with "<caller>(): ..." on stderr. */
+void ms_free(void *p, const char *caller) MS_HIDDEN;
+
+/* The bytes usable at p (p must be live); aborts on a foreign pointer. */
+size_t ms_usable_size(const void *p, const char *caller) MS_HIDDEN;
+
+/* realloc for p != NULL and size != 0. NULL with ENOMEM leaves p intact. */
+void *ms_realloc(heap_t *heap, void *p, size_t size) MS_HIDDEN;
+
+/* Does mspace's heap (not the bootstrap arena) manage this address? */
+static inline bool ms_owns(const void *p) { return ms_segment_of(p) != NULL; }
+
+#endif

@@ -1,0 +1,422 @@
+#include "heap.h"
+#include <errno.h>
+#include "host.h"
+#include "os.h"
+#include "span.h"
+#include "stats.h"
+
+span_t ms_span_empty;
+heap_t ms_heap_empty = {.alloc_span = {[0 ... MS_CLASS_COUNT - 1] = &ms_span_empty}};
+__thread heap_t *ms_heap_tls = &ms_heap_empty;
+
+/* Guards the pool, the list of all heaps, and any work done on a pooled
+ * heap (which has no owner to do it). */
+static ms_lock_t pool_lock = MS_LOCK_INIT;
+static heap_t *pool, *all_heaps;
+
+/* Empty segments stay mapped (a malloc/free loop must not map and unmap
+ * every round) until the next collection, at most every COLLECT_INTERVAL_MS,
+ * and never more than RETAIN_EMPTY_MAX of them. */
+#define RETAIN_EMPTY_MAX 16
+#define COLLECT_INTERVAL_MS 100
+#define SPAN_EVENTS_PER_CLOCK_READ 32
+
+static uintptr_t heap_owner(const heap_t *heap) {
+    return __atomic_load_n(&heap->thread_id, __ATOMIC_RELAXED);
+}
+
+/* ---- the partial list of each class ---- */
+
+static void partial_push(heap_t *heap, span_t *span) {
+    span_t **head = &heap->partial[span->size_class];
+    span->prev = NULL;
+    span->next = *head;
+    if (*head)
+        (*head)->prev = span;
+    *head = span;
+}
+
+static void partial_remove(heap_t *heap, span_t *span) {
+    if (span->prev)
+        span->prev->next = span->next;
+    else
+        heap->partial[span->size_class] = span->next;
+    if (span->next)
+        span->next->prev = span->prev;
+    span->next = span->prev = NULL;
+}
+
+/* ---- the heap's segments: those with free slices first, so the search
+ * for room stops at the first full one ---- */
+
+static void segment_unlink(heap_t *heap, segment_t *segment) {
+    if (segment->heap_prev)
+        segment->heap_prev->heap_next = segment->heap_next;
+    else
+        heap->segments = segment->heap_next;
+    if (segment->heap_next)
+        segment->heap_next->heap_prev = segment->heap_prev;
+    segment->heap_next = segment->heap_prev = NULL;
+}
+
+static void segment_push_front(heap_t *heap, segment_t *segment) {
+    segment->heap_prev = NULL;
+    segment->heap_next = heap->segments;
+    if (heap->segments)
+        heap->segments->heap_prev = segment;
+    heap->segments = segment;
+}
+
+static void segment_push_back(heap_t *heap, segment_t *segment) {
+    segment_t *last = heap->segments;
+    if (last == NULL) {
+        segment_push_front(heap, segment);
+        return;
+    }
+    while (last->heap_next)
+        last = last->heap_next;
+    last->heap_next = segment;
+    segment->heap_prev = last;
+    segment->heap_next = NULL;
+}
+
+static bool segment_full(const segment_t *segment) { return segment->used_slices == ~(uint64_t)0; }
+
+static size_t segment_release(heap_t *heap, segment_t *segment) {
+    size_t bytes = segment->mapped_size;
+    segment_unlink(heap, segment);
+    heap->empty_segments--;
+    ms_segment_destroy(segment);
+    return bytes;
+}
+
+/* Unmap empty segments, purge free slices of the others. */
+static size_t heap_collect(heap_t *heap) {
+    size_t released = 0;
+    for (segment_t *segment = heap->segments, *next; segment; segment = next) {
+        next = segment->heap_next;
+        if (ms_segment_is_empty(segment))
+            released += segment_release(heap, segment);
+        else
+            released += ms_segment_purge(segment);
+    }
+    return released;
+}
+
+static void note_span_event(heap_t *heap) {
+    if (++heap->span_events < SPAN_EVENTS_PER_CLOCK_READ)
+        return;
+    heap->span_events = 0;
+    uint64_t now = ms_host_now_ms();
+    if (now - heap->last_collect_ms >= COLLECT_INTERVAL_MS) {
+        heap->last_collect_ms = now;
+        heap_collect(heap);
+    }
+}
+
+/* ---- spans ---- */
+
+static span_t *span_new(heap_t *heap, unsigned size_class) {
+    unsigned count = ms_size_class_slices(size_class);
+    segment_t *segment;
+    int first = -1;
+    for (segment = heap->segments; segment && !segment_full(segment); segment = segment->heap_next) {
+        bool was_empty = ms_segment_is_empty(segment);
+        first = ms_segment_take_slices(segment, count);
+        if (first >= 0) {
+            if (was_empty)
+                heap->empty_segments--;
+            break;
+        }
+    }
+    if (first < 0) {
+        segment = ms_segment_create(heap);
+        if (segment == NULL)
+            return NULL;
+        segment_push_front(heap, segment);
+        first = ms_segment_take_slices(segment, count);
+    }
+    if (segment_full(segment)) {
+        segment_unlink(heap, segment);
+        segment_push_back(heap, segment);
+    }
+    span_t *span = ms_span_init(segment, (unsigned)first, count, size_class);
+    span->local_key = heap->thread_id;
+    note_span_event(heap);
+    return span;
+}
+
+/* span has no block in use and is not the one being carved: give its slices
+ * back, and the segment too if it is now empty and the heap has enough. */
+static void span_retire(heap_t *heap, segment_t *segment, span_t *span) {
+    bool was_full = segment_full(segment);
+    ms_span_release(segment, span);
+    if (was_full) {
+        segment_unlink(heap, segment);
+        segment_push_front(heap, segment);
+    }
+    if (ms_segment_is_empty(segment)) {
+        heap->empty_segments++;
+        if (heap->thread_id == 0 || heap->empty_segments > RETAIN_EMPTY_MAX)
+            segment_release(heap, segment);
+    }
+    if (heap->thread_id)
+        note_span_event(heap);
+}
+
+void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
+    if (heap->alloc_span[span->size_class] == span)
+        return;
+    partial_remove(heap, span);
+    span_retire(heap, segment, span);
+}
+
+/* Put a hole back on its span, as the owner (or, for a pooled heap, while
+ * holding pool_lock). */
+static void span_take_back(heap_t *heap, segment_t *segment, span_t *span, block_t *block) {
+    block->next = span->local_free;
+    block->freed_mark = (uintptr_t)span;
+    span->local_free = block;
+    if (span->full) {
+        span->full = 0;
+        span->local_key = heap->thread_id;
+        partial_push(heap, span);
+    }
+    if (--span->used == 0)
+        ms_heap_span_emptied(heap, segment, span);
+}
+
+static void drain_remote(heap_t *heap) {
+    block_t *list = atomic_exchange_explicit(&heap->remote_free, NULL, memory_order_acquire);
+    while (list) {
+        block_t *block = list;
+        list = block->next;
+        segment_t *segment = (segment_t *)((uintptr_t)block & ~(uintptr_t)MS_SEGMENT_MASK);
+        span_t *span = ms_span_head(ms_segment_slice_of(segment, block));
+        span_take_back(heap, segment, span, block);
+    }
+}
+
+void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
+    span_t *span = heap->alloc_span[size_class];
+    for (;;) {
+        if (span->free == NULL && span->local_free != NULL) {
+            span->free = span->local_free;
+            span->local_free = NULL;
+        }
+        if (span->free) {
+            block_t *block = span->free;
+            span->free = block->next;
+            block->freed_mark = 0;
+            span->used++;
+            return block;
+        }
+        if (atomic_load_explicit(&heap->remote_free, memory_order_relaxed)) {
+            drain_remote(heap);
+            span = heap->alloc_span[size_class];
+            if (span->local_free)
+                continue;
+        }
+        if (span != &ms_span_empty) {
+            segment_t *segment = (segment_t *)((uintptr_t)span & ~(uintptr_t)MS_SEGMENT_MASK);
+            if (ms_span_carve(segment, span))
+                continue;
+            span->full = 1; /* every block is out: free() will relist it */
+            span->local_key = 0;
+            heap->alloc_span[size_class] = &ms_span_empty;
+        }
+        span = heap->partial[size_class];
+        if (span)
+            partial_remove(heap, span);
+        else if ((span = span_new(heap, size_class)) == NULL)
+            return NULL;
+        heap->alloc_span[size_class] = span;
+    }
+}
+
+static bool remote_list_has(heap_t *heap, const block_t *block) {
+    for (const block_t *b = atomic_load_explicit(&heap->remote_free, memory_order_acquire); b;
+         b = b->next)
+        if (b == block)
+            return true;
+    return false;
+}
+
+void ms_heap_free(segment_t *segment, span_t *span, block_t *block) {
+    heap_t *heap = segment->heap;
+    uintptr_t self = ms_thread_id();
+    if (heap_owner(heap) == self) {
+        if (block->freed_mark == (uintptr_t)span &&
+            (ms_span_has_hole(span, block) || remote_list_has(heap, block)))
+            ms_host_fatal("free", "double free of", block);
+        span_take_back(heap, segment, span, block);
+        return;
+    }
+    /* Another thread's block. The mark cannot be confirmed without racing
+     * the owner, but it is a pointer into allocator metadata that no live
+     * block can legitimately hold in its second word. */
+    if (block->freed_mark == (uintptr_t)span)
+        ms_host_fatal("free", "double free of", block);
+    block->freed_mark = (uintptr_t)span;
+    block_t *head = atomic_load_explicit(&heap->remote_free, memory_order_relaxed);
+    do
+        block->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&heap->remote_free, &head, block,
+                                                  memory_order_seq_cst, memory_order_relaxed));
+    ms_stats_add(MS_STAT_remote_frees, 1);
+    /* Pairs with ms_heap_release: either it drains our block after marking
+     * the heap abandoned, or we see the mark and drain it ourselves. */
+    if (atomic_load_explicit(&heap->abandoned, memory_order_seq_cst)) {
+        ms_lock(&pool_lock);
+        if (atomic_load_explicit(&heap->abandoned, memory_order_relaxed))
+            drain_remote(heap);
+        ms_unlock(&pool_lock);
+    }
+}
+
+/* ---- acquire, release, pool ---- */
+
+static void set_local_keys(heap_t *heap, uintptr_t key) {
+    for (segment_t *segment = heap->segments; segment; segment = segment->heap_next)
+        for (unsigned i = 1; i < MS_SLICES_PER_SEGMENT; i++) {
+            span_t *span = &segment->spans[i];
+            if (span->block_size)
+                span->local_key = span->full ? 0 : key;
+        }
+}
+
+heap_t *ms_heap_acquire(void) {
+    uintptr_t self = ms_thread_id();
+    ms_lock(&pool_lock);
+    heap_t *heap = pool;
+    if (heap) {
+        pool = heap->pool_next;
+        heap->pool_next = NULL;
+        heap->thread_id = self;
+        atomic_store(&heap->abandoned, 0);
+        set_local_keys(heap, self);
+        ms_stats_add(MS_STAT_heaps_adopted, 1);
+    }
+    ms_unlock(&pool_lock);
+    if (heap == NULL) {
+        size_t size = (sizeof(heap_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1);
+        heap = ms_os_map(size);
+        if (heap == NULL)
+            return NULL;
+        for (unsigned c = 0; c < MS_CLASS_COUNT; c++)
+            heap->alloc_span[c] = &ms_span_empty;
+        heap->thread_id = self;
+        ms_lock(&pool_lock);
+        heap->all_next = all_heaps;
+        all_heaps = heap;
+        ms_unlock(&pool_lock);
+        ms_stats_add(MS_STAT_heaps, 1);
+    }
+    heap->last_collect_ms = ms_host_now_ms();
+    ms_heap_tls = heap;
+    return heap;
+}
+
+/* Stop carving: each class's current span joins the partial list, or is
+ * retired if nothing in it is in use. */
+static void drop_alloc_spans(heap_t *heap) {
+    for (unsigned c = 0; c < MS_CLASS_COUNT; c++) {
+        span_t *span = heap->alloc_span[c];
+        if (span == &ms_span_empty)
+            continue;
+        heap->alloc_span[c] = &ms_span_empty;
+        segment_t *segment = (segment_t *)((uintptr_t)span & ~(uintptr_t)MS_SEGMENT_MASK);
+        if (span->used == 0)
+            span_retire(heap, segment, span);
+        else
+            partial_push(heap, span);
+    }
+}
+
+static void pool_locked(heap_t *heap) {
+    heap->thread_id = 0;
+    atomic_store_explicit(&heap->abandoned, 1, memory_order_seq_cst);
+    set_local_keys(heap, 0);
+    heap->pool_next = pool;
+    pool = heap;
+}
+
+void ms_heap_release(heap_t *heap) {
+    if (heap == &ms_heap_empty)
+        return;
+    ms_heap_tls = &ms_heap_empty;
+    drain_remote(heap);
+    drop_alloc_spans(heap);
+    heap_collect(heap);
+    ms_lock(&pool_lock);
+    pool_locked(heap);
+    drain_remote(heap); /* blocks pushed before the abandoned mark was visible */
+    heap_collect(heap);
+    ms_unlock(&pool_lock);
+}
+
+size_t ms_heap_trim_all(void) {
+    size_t released = 0;
+    heap_t *mine = ms_heap_tls;
+    if (mine != &ms_heap_empty) {
+        drain_remote(mine);
+        released += heap_collect(mine);
+    }
+    ms_lock(&pool_lock);
+    for (heap_t *heap = pool; heap; heap = heap->pool_next) {
+        drain_remote(heap);
+        released += heap_collect(heap);
+    }
+    ms_unlock(&pool_lock);
+    return released;
+}
+
+void ms_heap_walk(void (*visit)(heap_t *, void *), void *arg) {
+    ms_lock(&pool_lock);
+    for (heap_t *heap = all_heaps; heap; heap = heap->all_next)
+        visit(heap, arg);
+    ms_unlock(&pool_lock);
+}
+
+/* ---- fork ---- */
+
+static bool locked_for_fork[2];
+
+static void lock_for_fork(ms_lock_t *lock, bool *taken) {
+    /* A signal handler that forks may have interrupted this very thread
+     * inside the allocator: then it already holds the lock. */
+    *taken = !ms_lock_held_by_me(lock);
+    if (*taken)
+        ms_lock(lock);
+}
+
+void ms_heap_fork_prepare(void) {
+    lock_for_fork(&pool_lock, &locked_for_fork[0]);
+    lock_for_fork(&ms_segment_chain_lock, &locked_for_fork[1]);
+}
+
+void ms_heap_fork_parent(void) {
+    if (locked_for_fork[1])
+        ms_unlock(&ms_segment_chain_lock);
+    if (locked_for_fork[0])
+        ms_unlock(&pool_lock);
+}
+
+void ms_heap_fork_child(void) {
+    ms_lock_reset(&ms_segment_chain_lock);
+    ms_lock_reset(&pool_lock);
+    /* Only the forking thread exists here; every other owned heap is an
+     * orphan. Pool them so their memory is reused instead of lost. */
+    heap_t *mine = ms_heap_tls;
+    for (heap_t *heap = all_heaps; heap; heap = heap->all_next) {
+        if (heap == mine || heap->thread_id == 0)
+            continue;
+        for (unsigned c = 0; c < MS_CLASS_COUNT; c++) {
+            span_t *span = heap->alloc_span[c];
+            heap->alloc_span[c] = &ms_span_empty;
+            if (span != &ms_span_empty)
+                partial_push(heap, span);
+        }
+        pool_locked(heap);
+    }
+}

@@ -1,0 +1,60 @@
+/* Heaps: the per-thread allocator state. A thread's malloc and free touch
+ * only its own heap without locks; a block freed by another thread comes
+ * back through the heap's remote list. When a thread exits its heap is
+ * trimmed and pooled, and the next new thread adopts it with everything it
+ * still holds. Heaps are never unmapped, so a remote free can always reach
+ * the heap named in a segment. */
+#ifndef MS_HEAP_H
+#define MS_HEAP_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "segment.h"
+#include "size_class.h"
+#include "types.h"
+
+struct heap_s {
+    span_t *alloc_span[MS_CLASS_COUNT]; /* never NULL: ms_span_empty when none */
+    uintptr_t thread_id;                /* owner; 0 while pooled */
+    _Atomic(block_t *) remote_free;     /* pushed by other threads, drained by the owner */
+    _Atomic int abandoned;              /* 1 while pooled: remote frees drain it themselves */
+    span_t *partial[MS_CLASS_COUNT];    /* spans other than alloc_span with holes */
+    segment_t *segments;                /* this heap's small segments */
+    unsigned empty_segments;            /* segments kept mapped with every slice free */
+    unsigned span_events;               /* spans made or emptied since the last clock read */
+    uint64_t last_collect_ms;
+    heap_t *all_next;                   /* every heap ever made */
+    heap_t *pool_next;                  /* pooled heaps */
+};
+
+/* The heap of threads that have none yet: every alloc_span is ms_span_empty,
+ * so the first malloc takes the slow path without a separate test. */
+extern heap_t ms_heap_empty MS_HIDDEN;
+extern span_t ms_span_empty MS_HIDDEN;
+extern __thread heap_t *ms_heap_tls MS_HIDDEN;
+
+/* Gives the calling thread a heap (adopted from the pool or new). */
+heap_t *ms_heap_acquire(void) MS_HIDDEN;
+/* The calling thread is done with its heap: trim it and pool it. */
+void ms_heap_release(heap_t *heap) MS_HIDDEN;
+
+/* Slow path of malloc for a small size class. NULL with ENOMEM. */
+void *ms_heap_alloc(heap_t *heap, unsigned size_class) MS_HIDDEN;
+/* Slow path of free for a block of a small segment, by any thread. */
+void ms_heap_free(segment_t *segment, span_t *span, block_t *block) MS_HIDDEN;
+/* The owner's free() just emptied span (its used count reached zero). */
+void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) MS_HIDDEN;
+
+/* Returns cached empty segments and resident free slices to the OS, for the
+ * calling thread's heap and every pooled heap. Bytes released. */
+size_t ms_heap_trim_all(void) MS_HIDDEN;
+
+/* fork(): hold every heap lock across it; in the child, pool the heaps of
+ * threads that do not exist there. */
+void ms_heap_fork_prepare(void) MS_HIDDEN;
+void ms_heap_fork_parent(void) MS_HIDDEN;
+void ms_heap_fork_child(void) MS_HIDDEN;
+
+/* Calls visit(heap, arg) for every heap, under the pool lock. */
+void ms_heap_walk(void (*visit)(heap_t *, void *), void *arg) MS_HIDDEN;
+
+#endif

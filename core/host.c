@@ -1,0 +1,66 @@
+/* The host side of core/host.h for Linux: futex locks, a coarse clock,
+ * messages to stderr and the fatal-error exit. */
+#define _GNU_SOURCE
+#include "host.h"
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "text.h"
+
+static void futex_wait(_Atomic int *word, int expected) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake_one(_Atomic int *word) {
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Spin briefly (the critical sections are short), then sleep on the futex
+ * with state 2 so the unlocker knows to wake someone. */
+void ms_lock_slow(ms_lock_t *lock) {
+    for (int spin = 0; spin < 100; spin++) {
+        int expected = 0;
+        if (atomic_load_explicit(&lock->state, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&lock->state, &expected, 1,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        __builtin_ia32_pause();
+    }
+    while (atomic_exchange_explicit(&lock->state, 2, memory_order_acquire) != 0)
+        futex_wait(&lock->state, 2);
+}
+
+void ms_unlock_slow(ms_lock_t *lock) { futex_wake_one(&lock->state); }
+
+uint64_t ms_host_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void ms_host_write(int fd, const char *text, size_t length) {
+    while (length > 0) {
+        ssize_t n = write(fd, text, length);
+        if (n <= 0)
+            return;
+        text += n;
+        length -= (size_t)n;
+    }
+}
+
+void ms_host_fatal(const char *function, const char *problem, const void *address) {
+    ms_text_t t = {.len = 0};
+    ms_text_str(&t, "mspace: ");
+    ms_text_str(&t, function);
+    ms_text_str(&t, "(): ");
+    ms_text_str(&t, problem);
+    ms_text_str(&t, " ");
+    ms_text_hex(&t, (uintptr_t)address);
+    ms_text_str(&t, "\n");
+    ms_host_write(2, t.buf, t.len);
+    abort();
+}

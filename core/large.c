@@ -1,0 +1,68 @@
+#include "large.h"
+#include <errno.h>
+#include <stdint.h>
+#include "os.h"
+#include "segment.h"
+#include "stats.h"
+
+static size_t page_round(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
+
+static size_t block_offset(size_t alignment) {
+    return alignment > MS_SEGMENT_HEADER_SIZE ? alignment : MS_SEGMENT_HEADER_SIZE;
+}
+
+void *ms_large_alloc(size_t size, size_t alignment) {
+    size_t offset = block_offset(alignment);
+    if (alignment > MS_LARGE_ALIGN_MAX || size > (size_t)PTRDIFF_MAX - offset - MS_SEGMENT_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t mapped = page_round(offset + size);
+    segment_t *segment = ms_os_map_aligned(mapped, MS_SEGMENT_SIZE);
+    if (segment == NULL)
+        return NULL;
+    /* The span descriptors stay zero, so free()'s fast path never accepts an
+     * address here and the slow path checks it against large_block. */
+    segment->kind = SEGMENT_LARGE;
+    segment->mapped_size = mapped;
+    segment->large_block = (char *)segment + offset;
+    ms_segment_register(segment);
+    ms_stats_add(MS_STAT_large_blocks, 1);
+    ms_stats_add(MS_STAT_large_allocs, 1);
+    return segment->large_block;
+}
+
+void ms_large_free(segment_t *segment) {
+    ms_stats_add(MS_STAT_large_blocks, -1);
+    ms_segment_destroy(segment);
+}
+
+void *ms_large_resize(segment_t *segment, size_t size) {
+    size_t offset = (size_t)((char *)segment->large_block - (char *)segment);
+    if (size > (size_t)PTRDIFF_MAX - offset - MS_SEGMENT_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t old_mapped = segment->mapped_size, mapped = page_round(offset + size);
+    if (mapped == old_mapped)
+        return segment->large_block;
+    ms_stats_add(MS_STAT_large_remaps, 1);
+    if (ms_os_resize_in_place(segment, old_mapped, mapped)) {
+        segment->mapped_size = mapped;
+        return segment->large_block;
+    }
+    /* Moving costs several system calls; leave room for the next steps of
+     * a buffer that grows a little at a time. */
+    if (mapped > old_mapped)
+        mapped += page_round(mapped / 8);
+    ms_segment_unregister(segment);
+    segment_t *moved = ms_os_move_aligned(segment, old_mapped, mapped, MS_SEGMENT_SIZE);
+    if (moved == NULL) {
+        ms_segment_register(segment);
+        return NULL;
+    }
+    moved->mapped_size = mapped;
+    moved->large_block = (char *)moved + offset;
+    ms_segment_register(moved);
+    return moved->large_block;
+}

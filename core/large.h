@@ -1,0 +1,20 @@
+/* Large blocks: anything above the biggest size class gets a segment of its
+ * own, mapped to fit, with the block one header past the base (or at the
+ * requested alignment, up to half a segment). realloc resizes the mapping
+ * with mremap, so growing a big buffer never copies it. */
+#ifndef MS_LARGE_H
+#define MS_LARGE_H
+#include <stddef.h>
+#include "types.h"
+
+#define MS_LARGE_ALIGN_MAX (MS_SEGMENT_SIZE / 2)
+
+void *ms_large_alloc(size_t size, size_t alignment) MS_HIDDEN;
+void ms_large_free(segment_t *segment) MS_HIDDEN;
+/* Resizes in place or by moving the mapping; NULL with ENOMEM if it can't. */
+void *ms_large_resize(segment_t *segment, size_t size) MS_HIDDEN;
+static inline size_t ms_large_usable(const segment_t *segment) {
+    return (size_t)((char *)segment + segment->mapped_size - (char *)segment->large_block);
+}
+
+#endif

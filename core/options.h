@@ -1,0 +1,25 @@
+/* MSPACE_* options: one table (name, default, help), read once from the
+ * environment by walking it (getenv may be interposed or allocate), and
+ * ignored in setuid/setgid processes. */
+#ifndef MS_OPTIONS_H
+#define MS_OPTIONS_H
+#include <stdbool.h>
+#include "types.h"
+
+#define MS_OPTIONS_LIST(X)                                                     \
+    X(STATS, "0", "1: write allocator statistics to stderr at exit")           \
+    X(STATS_FILE, "", "write the statistics at exit to this file (%p: pid)")
+
+typedef enum {
+#define MS_OPTION_ENUM(name, def, help) MS_OPTION_##name,
+    MS_OPTIONS_LIST(MS_OPTION_ENUM)
+#undef MS_OPTION_ENUM
+    MS_OPTION_COUNT
+} ms_option_t;
+
+/* secure: the process is setuid/setgid (AT_SECURE); options stay default. */
+void ms_options_load(char **environment, bool secure) MS_HIDDEN;
+const char *ms_option_text(ms_option_t option) MS_HIDDEN;
+long ms_option_number(ms_option_t option) MS_HIDDEN;
+
+#endif

@@ -1,0 +1,83 @@
+#define _GNU_SOURCE
+#include "os.h"
+#include <errno.h>
+#include <sys/mman.h>
+#include "stats.h"
+
+size_t ms_os_page_size(void) { return MS_OS_PAGE; }
+
+void *ms_os_map(size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ms_stats_mapped((ptrdiff_t)size);
+    return p;
+}
+
+/* Over-map by the alignment and trim both ends: two extra munmaps, but the
+ * result never depends on where the kernel happens to place mappings. */
+static void *reserve_aligned(size_t size, size_t alignment, int prot) {
+    size_t span = size + alignment;
+    if (span < size)
+        return NULL;
+    char *raw = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *base = (char *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
+    if (base > raw)
+        munmap(raw, (size_t)(base - raw));
+    if (base + size < raw + span)
+        munmap(base + size, (size_t)(raw + span - (base + size)));
+    return base;
+}
+
+void *ms_os_map_aligned(size_t size, size_t alignment) {
+    void *hint = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (hint != MAP_FAILED && ((uintptr_t)hint & (alignment - 1)) != 0) {
+        munmap(hint, size);
+        hint = reserve_aligned(size, alignment, PROT_READ | PROT_WRITE);
+    } else if (hint == MAP_FAILED) {
+        hint = NULL;
+    }
+    if (hint == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ms_stats_mapped((ptrdiff_t)size);
+    return hint;
+}
+
+void ms_os_unmap(void *base, size_t size) {
+    munmap(base, size);
+    ms_stats_mapped(-(ptrdiff_t)size);
+}
+
+void ms_os_purge(void *base, size_t size) {
+    madvise(base, size, MADV_DONTNEED);
+    ms_stats_purged(size);
+}
+
+bool ms_os_resize_in_place(void *base, size_t old_size, size_t new_size) {
+    if (mremap(base, old_size, new_size, 0) == MAP_FAILED)
+        return false;
+    ms_stats_mapped((ptrdiff_t)new_size - (ptrdiff_t)old_size);
+    return true;
+}
+
+void *ms_os_move_aligned(void *base, size_t old_size, size_t new_size, size_t alignment) {
+    void *dest = reserve_aligned(new_size, alignment, PROT_NONE);
+    if (dest == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *moved = mremap(base, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+    if (moved == MAP_FAILED) {
+        munmap(dest, new_size);
+        errno = ENOMEM;
+        return NULL;
+    }
+    ms_stats_mapped((ptrdiff_t)new_size - (ptrdiff_t)old_size);
+    return moved;
+}

@@ -1,0 +1,96 @@
+#include "segment.h"
+#include "os.h"
+#include "stats.h"
+
+uint8_t ms_segment_map[MS_MAP_ENTRIES];
+ms_lock_t ms_segment_chain_lock = MS_LOCK_INIT;
+static segment_t *chain_head;
+
+void ms_segment_register(segment_t *segment) {
+    ms_segment_map[(uintptr_t)segment >> MS_SEGMENT_SHIFT] = MS_MAP_SEGMENT;
+    ms_lock(&ms_segment_chain_lock);
+    segment->chain_prev = NULL;
+    segment->chain_next = chain_head;
+    if (chain_head)
+        chain_head->chain_prev = segment;
+    chain_head = segment;
+    ms_unlock(&ms_segment_chain_lock);
+}
+
+void ms_segment_unregister(segment_t *segment) {
+    ms_lock(&ms_segment_chain_lock);
+    if (segment->chain_prev)
+        segment->chain_prev->chain_next = segment->chain_next;
+    else
+        chain_head = segment->chain_next;
+    if (segment->chain_next)
+        segment->chain_next->chain_prev = segment->chain_prev;
+    ms_unlock(&ms_segment_chain_lock);
+    ms_segment_map[(uintptr_t)segment >> MS_SEGMENT_SHIFT] = MS_MAP_NONE;
+}
+
+segment_t *ms_segment_create(heap_t *heap) {
+    segment_t *segment = ms_os_map_aligned(MS_SEGMENT_SIZE, MS_SEGMENT_SIZE);
+    if (segment == NULL)
+        return NULL;
+    /* Fresh pages are zero: every span descriptor starts "not in use". */
+    segment->heap = heap;
+    segment->kind = SEGMENT_SMALL;
+    segment->mapped_size = MS_SEGMENT_SIZE;
+    segment->used_slices = 1;
+    ms_segment_register(segment);
+    ms_stats_add(MS_STAT_segments, 1);
+    return segment;
+}
+
+void ms_segment_destroy(segment_t *segment) {
+    ms_segment_unregister(segment);
+    if (segment->kind == SEGMENT_SMALL)
+        ms_stats_add(MS_STAT_segments, -1);
+    ms_os_unmap(segment, segment->mapped_size);
+}
+
+static uint64_t run_mask(unsigned count) {
+    return count >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << count) - 1);
+}
+
+int ms_segment_take_slices(segment_t *segment, unsigned count) {
+    /* Bit i of `starts` survives only if slices i..i+count-1 are all free. */
+    uint64_t free_slices = ~segment->used_slices;
+    uint64_t starts = free_slices;
+    for (unsigned k = 1; k < count && starts; k++)
+        starts &= free_slices >> k;
+    if (starts == 0)
+        return -1;
+    unsigned first = (unsigned)__builtin_ctzll(starts);
+    segment->used_slices |= run_mask(count) << first;
+    return (int)first;
+}
+
+void ms_segment_give_slices(segment_t *segment, unsigned first, unsigned count) {
+    uint64_t run = run_mask(count) << first;
+    segment->used_slices &= ~run;
+    segment->dirty_slices |= run;
+}
+
+size_t ms_segment_purge(segment_t *segment) {
+    uint64_t dirty = segment->dirty_slices & ~segment->used_slices;
+    size_t purged = 0;
+    while (dirty) {
+        unsigned first = (unsigned)__builtin_ctzll(dirty);
+        uint64_t rest = ~(dirty >> first);
+        unsigned count = rest ? (unsigned)__builtin_ctzll(rest) : 64 - first;
+        ms_os_purge((char *)segment + (size_t)first * MS_SLICE_SIZE, (size_t)count * MS_SLICE_SIZE);
+        purged += (size_t)count * MS_SLICE_SIZE;
+        dirty &= ~(run_mask(count) << first);
+    }
+    segment->dirty_slices &= segment->used_slices;
+    return purged;
+}
+
+void ms_segment_chain_walk(void (*visit)(segment_t *, void *), void *arg) {
+    ms_lock(&ms_segment_chain_lock);
+    for (segment_t *s = chain_head; s; s = s->chain_next)
+        visit(s, arg);
+    ms_unlock(&ms_segment_chain_lock);
+}

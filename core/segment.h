@@ -1,0 +1,55 @@
+/* Segments: the 4 MiB-aligned regions mapped from the OS, kept on one
+ * global chain (MeMS's main chain), found from any address through the
+ * segment map, and cut into slices for spans. */
+#ifndef MS_SEGMENT_H
+#define MS_SEGMENT_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "host.h"
+#include "types.h"
+
+/* One byte per 4 MiB of address space: MS_MAP_SEGMENT where a segment header
+ * starts. It lives in .bss, so untouched parts cost no memory, and free()
+ * can test any pointer, even before initialisation, without faulting. */
+enum { MS_MAP_NONE = 0, MS_MAP_SEGMENT = 1 };
+extern uint8_t ms_segment_map[MS_MAP_ENTRIES] MS_HIDDEN;
+
+static inline segment_t *ms_segment_of(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if (MS_UNLIKELY((a >> MS_SEGMENT_SHIFT) >= MS_MAP_ENTRIES) ||
+        ms_segment_map[a >> MS_SEGMENT_SHIFT] != MS_MAP_SEGMENT)
+        return NULL;
+    return (segment_t *)(a & ~(uintptr_t)MS_SEGMENT_MASK);
+}
+
+static inline span_t *ms_segment_slice_of(segment_t *segment, const void *p) {
+    return &segment->spans[((uintptr_t)p >> MS_SLICE_SHIFT) & (MS_SLICES_PER_SEGMENT - 1)];
+}
+
+static inline void *ms_segment_slice_base(segment_t *segment, const span_t *slice) {
+    return (char *)segment + (size_t)(slice - segment->spans) * MS_SLICE_SIZE;
+}
+
+/* Maps a small segment for heap, on the chain; NULL with errno on failure. */
+segment_t *ms_segment_create(heap_t *heap) MS_HIDDEN;
+/* Puts a freshly mapped segment (small or large) on the chain and the map. */
+void ms_segment_register(segment_t *segment) MS_HIDDEN;
+/* Takes a segment off the map and the chain; the caller unmaps it. */
+void ms_segment_unregister(segment_t *segment) MS_HIDDEN;
+void ms_segment_destroy(segment_t *segment) MS_HIDDEN;
+
+/* First run of `count` free slices, marked used; its head index, or -1. */
+int ms_segment_take_slices(segment_t *segment, unsigned count) MS_HIDDEN;
+/* Returns a run of slices; their pages stay resident until purged. */
+void ms_segment_give_slices(segment_t *segment, unsigned first, unsigned count) MS_HIDDEN;
+static inline bool ms_segment_is_empty(const segment_t *segment) {
+    return segment->used_slices == 1; /* only the header slice */
+}
+/* madvise the free slices whose pages may still be resident; bytes purged. */
+size_t ms_segment_purge(segment_t *segment) MS_HIDDEN;
+
+/* Calls visit(segment, arg) for every segment on the chain, under its lock. */
+void ms_segment_chain_walk(void (*visit)(segment_t *, void *), void *arg) MS_HIDDEN;
+extern ms_lock_t ms_segment_chain_lock MS_HIDDEN;
+
+#endif

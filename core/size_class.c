@@ -1,0 +1,21 @@
+#include "size_class.h"
+
+/* Entry i covers sizes 16*(i-1)+1 .. 16*i; entry 0 is malloc(0). */
+const uint8_t ms_class_table[MS_CLASS_TABLE_MAX / 16 + 1] = {
+    0, 0, 1, 2, 3, 4, 5, 6, 7,                   /* ..128 */
+    8, 8, 9, 9, 10, 10, 11, 11,                  /* ..256 */
+    12, 12, 12, 12, 13, 13, 13, 13,              /* ..384 */
+    14, 14, 14, 14, 15, 15, 15, 15,              /* ..512 */
+    16, 16, 16, 16, 16, 16, 16, 16,              /* ..640 */
+    17, 17, 17, 17, 17, 17, 17, 17,              /* ..768 */
+    18, 18, 18, 18, 18, 18, 18, 18,              /* ..896 */
+    19, 19, 19, 19, 19, 19, 19, 19,              /* ..1024 */
+};
+_Static_assert(sizeof ms_class_table == 65, "table covers 0..1024");
+
+unsigned ms_size_class_slices(unsigned size_class) {
+    size_t size = ms_size_class_size(size_class);
+    if (size <= 8192)
+        return 1;
+    return (unsigned)((size * 8 + MS_SLICE_SIZE - 1) / MS_SLICE_SIZE);
+}

@@ -1,0 +1,67 @@
+#include "span.h"
+#include "size_class.h"
+#include "stats.h"
+
+span_t *ms_span_init(segment_t *segment, unsigned first, unsigned count, unsigned size_class) {
+    span_t *span = &segment->spans[first];
+    size_t block_size = ms_size_class_size(size_class);
+    *span = (span_t){0};
+    span->block_size = (uint32_t)block_size;
+    span->capacity = (uint16_t)(count * MS_SLICE_SIZE / block_size);
+    span->boundary_magic = UINT64_MAX / block_size + 1;
+    span->size_class = (uint8_t)size_class;
+    span->slice_count = (uint8_t)count;
+    for (unsigned i = 1; i < count; i++) {
+        segment->spans[first + i] = (span_t){0};
+        segment->spans[first + i].head_delta = (uint8_t)i;
+    }
+    ms_stats_add(MS_STAT_spans_created, 1);
+    return span;
+}
+
+void ms_span_release(segment_t *segment, span_t *span) {
+    unsigned first = (unsigned)(span - segment->spans), count = span->slice_count;
+    for (unsigned i = 0; i < count; i++)
+        segment->spans[first + i] = (span_t){0};
+    ms_segment_give_slices(segment, first, count);
+}
+
+/* Carve about 16 KiB at a time: enough to amortise this slow path over many
+ * mallocs, little enough that a program using a few blocks of a class does
+ * not fault in a whole span. */
+#define CARVE_BYTES (16 * 1024)
+#define CARVE_MAX_BLOCKS 128
+
+unsigned ms_span_carve(segment_t *segment, span_t *span) {
+    unsigned left = span->capacity - span->carved;
+    unsigned batch = CARVE_BYTES / span->block_size;
+    if (batch == 0)
+        batch = 1;
+    if (batch > CARVE_MAX_BLOCKS)
+        batch = CARVE_MAX_BLOCKS;
+    if (batch > left)
+        batch = left;
+    if (batch == 0)
+        return 0;
+    char *first = ms_span_start(segment, span) + (size_t)span->carved * span->block_size;
+    block_t *tail = span->free; /* normally NULL: carving happens when free is empty */
+    for (unsigned i = batch; i-- > 0;) {
+        block_t *b = (block_t *)(first + (size_t)i * span->block_size);
+        b->next = tail;
+        b->freed_mark = (uintptr_t)span;
+        tail = b;
+    }
+    span->free = tail;
+    span->carved += batch;
+    return batch;
+}
+
+bool ms_span_has_hole(const span_t *span, const block_t *block) {
+    for (const block_t *b = span->free; b; b = b->next)
+        if (b == block)
+            return true;
+    for (const block_t *b = span->local_free; b; b = b->next)
+        if (b == block)
+            return true;
+    return false;
+}

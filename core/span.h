@@ -1,0 +1,45 @@
+/* Spans: runs of slices that hold blocks of one size class. Blocks are
+ * carved lazily in address order, so a fresh span costs only the pages that
+ * are actually handed out. */
+#ifndef MS_SPAN_H
+#define MS_SPAN_H
+#include <stdbool.h>
+#include "segment.h"
+#include "types.h"
+
+/* The span descriptor for slices[first], set up for size_class; the other
+ * slices of the run point back at it. */
+span_t *ms_span_init(segment_t *segment, unsigned first, unsigned count,
+                     unsigned size_class) MS_HIDDEN;
+/* Clears the descriptors and gives the slices back to the segment. */
+void ms_span_release(segment_t *segment, span_t *span) MS_HIDDEN;
+
+static inline char *ms_span_start(segment_t *segment, const span_t *span) {
+    return ms_segment_slice_base(segment, span);
+}
+
+/* Threads up to a batch of never-used blocks onto span->free. Returns how
+ * many; 0 when the span is fully carved. */
+unsigned ms_span_carve(segment_t *segment, span_t *span) MS_HIDDEN;
+
+/* The head descriptor for any slice of a span (NULL if the slice is free). */
+static inline span_t *ms_span_head(span_t *slice) {
+    span_t *head = slice - slice->head_delta;
+    return head->block_size ? head : NULL;
+}
+
+/* True if p is exactly the start of a carved block of span: exact division
+ * by multiplication with ceil(2^64 / block_size) (Lemire et al., 2019). */
+static inline bool ms_span_is_block_start(segment_t *segment, const span_t *span,
+                                          const void *p) {
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)ms_span_start(segment, span);
+    if (offset >= (uintptr_t)span->carved * span->block_size)
+        return false;
+    return offset * span->boundary_magic < span->boundary_magic;
+}
+
+/* Is block already a hole on one of span's local lists? Linear; only called
+ * to confirm a suspected double free. */
+bool ms_span_has_hole(const span_t *span, const block_t *block) MS_HIDDEN;
+
+#endif

@@ -1,0 +1,44 @@
+/* Process-wide counters, declared once: the X-macro makes the struct, the
+ * reader and the printer. Only slow paths touch them (relaxed atomics). */
+#ifndef MS_STATS_H
+#define MS_STATS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "types.h"
+
+#define MS_STATS_LIST(X)                                                        \
+    X(os_maps, "mappings made (mmap)")                                          \
+    X(os_unmaps, "mappings released (munmap)")                                  \
+    X(bytes_mapped, "bytes mapped now")                                         \
+    X(bytes_mapped_peak, "most bytes mapped at once")                           \
+    X(bytes_purged, "bytes handed back with madvise")                           \
+    X(segments, "small segments live")                                          \
+    X(large_blocks, "large blocks live")                                        \
+    X(large_allocs, "large blocks allocated")                                   \
+    X(large_remaps, "large blocks resized with mremap")                         \
+    X(spans_created, "spans carved from segments")                              \
+    X(heaps, "thread heaps created")                                            \
+    X(heaps_adopted, "heaps taken over from exited threads")                    \
+    X(remote_frees, "blocks freed by a thread that does not own them")
+
+typedef struct {
+#define MS_STATS_FIELD(name, help) uint64_t name;
+    MS_STATS_LIST(MS_STATS_FIELD)
+#undef MS_STATS_FIELD
+} ms_stats_t;
+
+enum ms_stat {
+#define MS_STATS_ENUM(name, help) MS_STAT_##name,
+    MS_STATS_LIST(MS_STATS_ENUM)
+#undef MS_STATS_ENUM
+    MS_STAT_COUNT
+};
+
+void ms_stats_add(enum ms_stat which, int64_t delta) MS_HIDDEN;
+void ms_stats_mapped(ptrdiff_t delta) MS_HIDDEN;
+void ms_stats_purged(size_t bytes) MS_HIDDEN;
+void ms_stats_read(ms_stats_t *out) MS_HIDDEN;
+/* One "mspace: <name> <value>" line per counter, to fd; allocates nothing. */
+void ms_stats_write(int fd) MS_HIDDEN;
+
+#endif

@@ -1,0 +1,12 @@
+/* fork(): no allocator lock may be held across it by another thread, or the
+ * child would wait forever. The child keeps the forking thread's heap and
+ * pools the heaps of threads that do not exist in it. */
+#include <pthread.h>
+#include "../core/heap.h"
+#include "init.h"
+
+static void prepare(void) { ms_heap_fork_prepare(); }
+static void parent(void) { ms_heap_fork_parent(); }
+static void child(void) { ms_heap_fork_child(); }
+
+void ms_fork_install(void) { pthread_atfork(prepare, parent, child); }

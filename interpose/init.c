@@ -1,0 +1,85 @@
+/* Lazy initialisation from whichever entry point runs first, the thread
+ * exit hook, and the statistics report at exit. The first-call path calls
+ * nothing that may allocate or be interposed without the guard up. */
+#define _GNU_SOURCE
+#include "init.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+#include "../core/options.h"
+#include "../core/stats.h"
+#include "../core/text.h"
+#include "guard.h"
+
+extern char **environ;
+
+__thread int ms_guard_depth;
+static __thread bool thread_torn_down;
+
+static ms_lock_t init_lock = MS_LOCK_INIT;
+static _Atomic bool initialised;
+static pthread_key_t thread_key;
+
+static void thread_exit(void *heap) {
+    thread_torn_down = true;
+    ms_heap_release((heap_t *)heap);
+}
+
+static void init_process(void) {
+    ms_lock(&init_lock);
+    if (!atomic_load_explicit(&initialised, memory_order_relaxed)) {
+        ms_options_load(environ, getauxval(AT_SECURE) != 0);
+        pthread_key_create(&thread_key, thread_exit);
+        ms_fork_install(); /* may allocate: served by the bootstrap arena */
+        atomic_store_explicit(&initialised, true, memory_order_release);
+    }
+    ms_unlock(&init_lock);
+}
+
+heap_t *ms_heap_for_call(bool *temporary) {
+    heap_t *heap = ms_heap_tls;
+    *temporary = false;
+    if (MS_LIKELY(heap != &ms_heap_empty))
+        return heap;
+    ms_guard_enter();
+    if (!atomic_load_explicit(&initialised, memory_order_acquire))
+        init_process();
+    heap = ms_heap_acquire();
+    ms_guard_leave();
+    if (heap == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (thread_torn_down)
+        *temporary = true;
+    else
+        pthread_setspecific(thread_key, heap); /* may allocate: the heap is ready */
+    return heap;
+}
+
+/* The report runs when the library is unloaded at exit, after main and the
+ * program's own destructors that were registered later. */
+__attribute__((destructor)) static void report_at_exit(void) {
+    const char *path = ms_option_text(MS_OPTION_STATS_FILE);
+    if (*path) {
+        ms_text_t name = {.len = 0};
+        for (; *path; path++) {
+            if (path[0] == '%' && path[1] == 'p') {
+                ms_text_dec(&name, (uint64_t)getpid());
+                path++;
+            } else if (name.len < sizeof name.buf - 1) {
+                name.buf[name.len++] = *path;
+            }
+        }
+        name.buf[name.len < sizeof name.buf ? name.len : sizeof name.buf - 1] = '\0';
+        int fd = open(name.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            ms_stats_write(fd);
+            close(fd);
+        }
+    } else if (ms_option_number(MS_OPTION_STATS)) {
+        ms_stats_write(2);
+    }
+}

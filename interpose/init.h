@@ -1,0 +1,21 @@
+/* Process and thread set-up for the exported functions. */
+#ifndef MS_INIT_H
+#define MS_INIT_H
+#include <stdbool.h>
+#include "../core/heap.h"
+
+/* The heap the calling thread should use for a slow-path call, set up on
+ * first use. *temporary is set when the thread has already been torn down
+ * (a late free or malloc from another library's thread-exit code): the heap
+ * is borrowed from the pool and must be handed back with ms_heap_return.
+ * NULL (errno ENOMEM) if no heap can be had. Never called under the guard. */
+heap_t *ms_heap_for_call(bool *temporary) MS_HIDDEN;
+
+static inline void ms_heap_return(heap_t *heap, bool temporary) {
+    if (temporary && heap)
+        ms_heap_release(heap);
+}
+
+void ms_fork_install(void) MS_HIDDEN; /* fork.c */
+
+#endif
