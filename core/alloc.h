@@ -34,8 +34,8 @@ static inline void *ms_alloc_fast(size_t size) {
  * block-start test rejects interior and misaligned pointers, the mark a
  * block that is already a hole. false sends the caller to its slow path. */
 static inline bool ms_free_fast(void *p) {
-    segment_t *segment = ms_segment_of(p);
-    if (MS_LIKELY(segment != NULL)) {
+    if (MS_LIKELY(ms_segment_mapped(p))) {
+        segment_t *segment = ms_segment_base(p);
         span_t *span = ms_segment_slice_of(segment, p);
         block_t *block = (block_t *)p;
         uint64_t offset = (uintptr_t)p & (MS_SLICE_SIZE - 1);
@@ -54,7 +54,7 @@ static inline bool ms_free_fast(void *p) {
 }
 
 /* General malloc for a thread that has a heap: any size, any power-of-two
- * alignment up to MS_LARGE_ALIGN_MAX. NULL with errno ENOMEM. */
+ * alignment. NULL with errno ENOMEM. */
 void *ms_alloc(heap_t *heap, size_t size, size_t alignment) MS_HIDDEN;
 
 /* free of any pointer: NULL is ignored, anything mspace did not hand out

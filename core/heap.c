@@ -191,7 +191,7 @@ static void drain_remote(heap_t *heap) {
     while (list) {
         block_t *block = list;
         list = block->next;
-        segment_t *segment = (segment_t *)((uintptr_t)block & ~(uintptr_t)MS_SEGMENT_MASK);
+        segment_t *segment = ms_segment_base(block);
         span_t *span = ms_span_head(ms_segment_slice_of(segment, block));
         span_take_back(heap, segment, span, block);
     }
@@ -218,7 +218,7 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
                 continue;
         }
         if (span != &ms_span_empty) {
-            segment_t *segment = (segment_t *)((uintptr_t)span & ~(uintptr_t)MS_SEGMENT_MASK);
+            segment_t *segment = ms_segment_base(span);
             if (ms_span_carve(segment, span))
                 continue;
             span->full = 1; /* every block is out: free() will relist it */
@@ -325,7 +325,7 @@ static void drop_alloc_spans(heap_t *heap) {
         if (span == &ms_span_empty)
             continue;
         heap->alloc_span[c] = &ms_span_empty;
-        segment_t *segment = (segment_t *)((uintptr_t)span & ~(uintptr_t)MS_SEGMENT_MASK);
+        segment_t *segment = ms_segment_base(span);
         if (span->used == 0)
             span_retire(heap, segment, span);
         else

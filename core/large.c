@@ -7,18 +7,26 @@
 
 static size_t page_round(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
 
+/* The block sits past the header, at the alignment if that is larger. From
+ * 4 MiB up the block would be a segment boundary itself, so it goes exactly
+ * one segment above the header and the map marks its slot MS_MAP_TAIL. */
 static size_t block_offset(size_t alignment) {
+    if (alignment >= MS_SEGMENT_SIZE)
+        return MS_SEGMENT_SIZE;
     return alignment > MS_SEGMENT_HEADER_SIZE ? alignment : MS_SEGMENT_HEADER_SIZE;
 }
 
 void *ms_large_alloc(size_t size, size_t alignment) {
     size_t offset = block_offset(alignment);
-    if (alignment > MS_LARGE_ALIGN_MAX || size > (size_t)PTRDIFF_MAX - offset - MS_SEGMENT_SIZE) {
+    if (alignment > ((size_t)1 << (MS_ADDRESS_BITS - 2)) ||
+        size > (size_t)PTRDIFF_MAX - offset - alignment - MS_SEGMENT_SIZE) {
         errno = ENOMEM;
         return NULL;
     }
     size_t mapped = page_round(offset + size);
-    segment_t *segment = ms_os_map_aligned(mapped, MS_SEGMENT_SIZE);
+    segment_t *segment = alignment >= MS_SEGMENT_SIZE
+                             ? ms_os_map_aligned(mapped, alignment, offset)
+                             : ms_os_map_aligned(mapped, MS_SEGMENT_SIZE, 0);
     if (segment == NULL)
         return NULL;
     /* The span descriptors stay zero, so free()'s fast path never accepts an

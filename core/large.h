@@ -1,13 +1,11 @@
-/* Large blocks: anything above the biggest size class gets a segment of its
- * own, mapped to fit, with the block one header past the base (or at the
- * requested alignment, up to half a segment). realloc resizes the mapping
- * with mremap, so growing a big buffer never copies it. */
+/* Large blocks: anything above the biggest size class (or more aligned than
+ * a span can give) gets a segment of its own, mapped to fit, with the block
+ * one header past the base or at the requested alignment. realloc resizes
+ * the mapping with mremap, so growing a big buffer never copies it. */
 #ifndef MS_LARGE_H
 #define MS_LARGE_H
 #include <stddef.h>
 #include "types.h"
-
-#define MS_LARGE_ALIGN_MAX (MS_SEGMENT_SIZE / 2)
 
 void *ms_large_alloc(size_t size, size_t alignment) MS_HIDDEN;
 void ms_large_free(segment_t *segment) MS_HIDDEN;

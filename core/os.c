@@ -17,15 +17,17 @@ void *ms_os_map(size_t size) {
 }
 
 /* Over-map by the alignment and trim both ends: two extra munmaps, but the
- * result never depends on where the kernel happens to place mappings. */
-static void *reserve_aligned(size_t size, size_t alignment, int prot) {
+ * result never depends on where the kernel happens to place mappings. The
+ * address `offset` bytes into the result is the aligned one. */
+static void *reserve_aligned(size_t size, size_t alignment, size_t offset, int prot) {
     size_t span = size + alignment;
     if (span < size)
         return NULL;
     char *raw = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
-    char *base = (char *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
+    char *aligned = (char *)(((uintptr_t)raw + offset + alignment - 1) & ~(uintptr_t)(alignment - 1));
+    char *base = aligned - offset;
     if (base > raw)
         munmap(raw, (size_t)(base - raw));
     if (base + size < raw + span)
@@ -33,11 +35,11 @@ static void *reserve_aligned(size_t size, size_t alignment, int prot) {
     return base;
 }
 
-void *ms_os_map_aligned(size_t size, size_t alignment) {
+void *ms_os_map_aligned(size_t size, size_t alignment, size_t offset) {
     void *hint = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (hint != MAP_FAILED && ((uintptr_t)hint & (alignment - 1)) != 0) {
+    if (hint != MAP_FAILED && (((uintptr_t)hint + offset) & (alignment - 1)) != 0) {
         munmap(hint, size);
-        hint = reserve_aligned(size, alignment, PROT_READ | PROT_WRITE);
+        hint = reserve_aligned(size, alignment, offset, PROT_READ | PROT_WRITE);
     } else if (hint == MAP_FAILED) {
         hint = NULL;
     }
@@ -67,7 +69,7 @@ bool ms_os_resize_in_place(void *base, size_t old_size, size_t new_size) {
 }
 
 void *ms_os_move_aligned(void *base, size_t old_size, size_t new_size, size_t alignment) {
-    void *dest = reserve_aligned(new_size, alignment, PROT_NONE);
+    void *dest = reserve_aligned(new_size, alignment, 0, PROT_NONE);
     if (dest == NULL) {
         errno = ENOMEM;
         return NULL;

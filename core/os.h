@@ -8,8 +8,9 @@
 #include "types.h"
 
 void *ms_os_map(size_t size) MS_HIDDEN;
-/* size bytes whose base is a multiple of alignment (a power of two). */
-void *ms_os_map_aligned(size_t size, size_t alignment) MS_HIDDEN;
+/* size bytes such that base + offset is a multiple of alignment (a power
+ * of two, offset < size). */
+void *ms_os_map_aligned(size_t size, size_t alignment, size_t offset) MS_HIDDEN;
 void ms_os_unmap(void *base, size_t size) MS_HIDDEN;
 /* Give the pages back; the range stays mapped and reads as zero. */
 void ms_os_purge(void *base, size_t size) MS_HIDDEN;

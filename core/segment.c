@@ -6,8 +6,17 @@ uint8_t ms_segment_map[MS_MAP_ENTRIES];
 ms_lock_t ms_segment_chain_lock = MS_LOCK_INIT;
 static segment_t *chain_head;
 
+static uintptr_t tail_slot(const segment_t *segment) {
+    uintptr_t block = (uintptr_t)segment->large_block;
+    if (segment->kind == SEGMENT_LARGE && block - (uintptr_t)segment >= MS_SEGMENT_SIZE)
+        return block >> MS_SEGMENT_SHIFT;
+    return 0;
+}
+
 void ms_segment_register(segment_t *segment) {
     ms_segment_map[(uintptr_t)segment >> MS_SEGMENT_SHIFT] = MS_MAP_SEGMENT;
+    if (tail_slot(segment))
+        ms_segment_map[tail_slot(segment)] = MS_MAP_TAIL;
     ms_lock(&ms_segment_chain_lock);
     segment->chain_prev = NULL;
     segment->chain_next = chain_head;
@@ -27,10 +36,12 @@ void ms_segment_unregister(segment_t *segment) {
         segment->chain_next->chain_prev = segment->chain_prev;
     ms_unlock(&ms_segment_chain_lock);
     ms_segment_map[(uintptr_t)segment >> MS_SEGMENT_SHIFT] = MS_MAP_NONE;
+    if (tail_slot(segment))
+        ms_segment_map[tail_slot(segment)] = MS_MAP_NONE;
 }
 
 segment_t *ms_segment_create(heap_t *heap) {
-    segment_t *segment = ms_os_map_aligned(MS_SEGMENT_SIZE, MS_SEGMENT_SIZE);
+    segment_t *segment = ms_os_map_aligned(MS_SEGMENT_SIZE, MS_SEGMENT_SIZE, 0);
     if (segment == NULL)
         return NULL;
     /* Fresh pages are zero: every span descriptor starts "not in use". */

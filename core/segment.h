@@ -10,16 +10,35 @@
 
 /* One byte per 4 MiB of address space: MS_MAP_SEGMENT where a segment header
  * starts. It lives in .bss, so untouched parts cost no memory, and free()
- * can test any pointer, even before initialisation, without faulting. */
-enum { MS_MAP_NONE = 0, MS_MAP_SEGMENT = 1 };
+ * can test any pointer, even before initialisation, without faulting.
+ * MS_MAP_TAIL marks where a large block aligned to 4 MiB or more starts:
+ * its header is one slot below (see large.c). */
+enum { MS_MAP_NONE = 0, MS_MAP_SEGMENT = 1, MS_MAP_TAIL = 2 };
 extern uint8_t ms_segment_map[MS_MAP_ENTRIES] MS_HIDDEN;
 
+static inline bool ms_segment_mapped(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    return MS_LIKELY((a >> MS_SEGMENT_SHIFT) < MS_MAP_ENTRIES) &&
+           ms_segment_map[a >> MS_SEGMENT_SHIFT] == MS_MAP_SEGMENT;
+}
+
+static inline segment_t *ms_segment_base(const void *p) {
+    return (segment_t *)((uintptr_t)p & ~(uintptr_t)MS_SEGMENT_MASK);
+}
+
+/* The segment holding p, or NULL if mspace never mapped p's region. */
 static inline segment_t *ms_segment_of(const void *p) {
     uintptr_t a = (uintptr_t)p;
-    if (MS_UNLIKELY((a >> MS_SEGMENT_SHIFT) >= MS_MAP_ENTRIES) ||
-        ms_segment_map[a >> MS_SEGMENT_SHIFT] != MS_MAP_SEGMENT)
+    if ((a >> MS_SEGMENT_SHIFT) >= MS_MAP_ENTRIES)
         return NULL;
-    return (segment_t *)(a & ~(uintptr_t)MS_SEGMENT_MASK);
+    switch (ms_segment_map[a >> MS_SEGMENT_SHIFT]) {
+    case MS_MAP_SEGMENT:
+        return ms_segment_base(p);
+    case MS_MAP_TAIL:
+        return (segment_t *)((char *)ms_segment_base(p) - MS_SEGMENT_SIZE);
+    default:
+        return NULL;
+    }
 }
 
 static inline span_t *ms_segment_slice_of(segment_t *segment, const void *p) {

@@ -1,0 +1,371 @@
+/* Misuse must be caught, reported and end in abort(), never in a segfault or
+ * silent corruption. Each case runs in a forked child whose stderr goes to a
+ * pipe; the parent checks that the child died of SIGABRT and that its stderr
+ * holds the expected "mspace: <function>(): <problem> 0x<address>" text.
+ *
+ * The misuse cases are mspace-specific and run only under
+ * LD_PRELOAD=...libmspace...; the driver self-checks (abort, segfault, clean
+ * exit, timeout and stderr capture are told apart) always run. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../harness.h"
+
+#define MiB ((size_t)1 << 20)
+
+/* The compiler must not see through these (-Wfree-nonheap-object,
+ * -Wuse-after-free, or folding a misuse into a trap). */
+static void *launder(void *p) {
+    void *volatile v = p;
+    return v;
+}
+
+/* The address the child misused, reported to the parent through a second
+ * pipe so the parent can build the expected message. */
+static int addr_fd = -1;
+static void report(const void *p) {
+    uintptr_t v = (uintptr_t)p;
+    if (write(addr_fd, &v, sizeof v) != (ssize_t)sizeof v) _exit(120);
+}
+
+struct outcome {
+    int exited, code, signaled, sig, timed_out;
+    uintptr_t addr[2];
+    int naddr;
+    char err[8192];
+};
+
+/* Runs fn in a child with stderr captured; waits at most timeout_s. */
+static void run_child(void (*fn)(void), int timeout_s, struct outcome *o) {
+    memset(o, 0, sizeof *o);
+    int errp[2], addrp[2];
+    if (pipe(errp) || pipe(addrp)) {
+        perror("pipe");
+        exit(2);
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        close(errp[0]);
+        close(addrp[0]);
+        dup2(errp[1], 2);
+        close(errp[1]);
+        addr_fd = addrp[1];
+        alarm((unsigned)timeout_s + 5); /* backstop if the parent dies */
+        fn();
+        _exit(0);
+    }
+    close(errp[1]);
+    close(addrp[1]);
+
+    size_t len = 0;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left_ms = timeout_s * 1000L - ((now.tv_sec - start.tv_sec) * 1000L +
+                                            (now.tv_nsec - start.tv_nsec) / 1000000L);
+        if (left_ms <= 0) {
+            o->timed_out = 1;
+            kill(pid, SIGKILL);
+            break;
+        }
+        struct pollfd pfd = {errp[0], POLLIN, 0};
+        int r = poll(&pfd, 1, (int)left_ms);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) continue; /* timeout is handled at the top */
+        char tmp[1024];
+        ssize_t n = read(errp[0], tmp, sizeof tmp);
+        if (n <= 0) break; /* EOF: the child is gone */
+        size_t room = sizeof o->err - 1 - len;
+        size_t take = (size_t)n < room ? (size_t)n : room;
+        memcpy(o->err + len, tmp, take);
+        len += take;
+    }
+    o->err[len] = 0;
+    close(errp[0]);
+
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(st)) {
+        o->exited = 1;
+        o->code = WEXITSTATUS(st);
+    } else if (WIFSIGNALED(st)) {
+        o->signaled = 1;
+        o->sig = WTERMSIG(st);
+    }
+    uintptr_t v;
+    while (o->naddr < 2 && read(addrp[0], &v, sizeof v) == (ssize_t)sizeof v) o->addr[o->naddr++] = v;
+    close(addrp[0]);
+}
+
+static void describe(const char *name, const struct outcome *o) {
+    fprintf(stderr, "  case \"%s\": ", name);
+    if (o->timed_out) fprintf(stderr, "timed out; ");
+    if (o->exited) fprintf(stderr, "exited with status %d; ", o->code);
+    if (o->signaled) fprintf(stderr, "killed by signal %d (%s); ", o->sig, strsignal(o->sig));
+    fprintf(stderr, "stderr was:\n%s%s", o->err[0] ? o->err : "(empty)\n",
+            o->err[0] && o->err[strlen(o->err) - 1] != '\n' ? "\n" : "");
+}
+
+/* Does text contain needle followed by something that does not extend the
+ * hex number (so 0x12 does not match 0x123)? */
+static int has_exact(const char *text, const char *needle) {
+    size_t n = strlen(needle);
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) {
+        char c = p[n];
+        int hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (!hex) return 1;
+    }
+    return 0;
+}
+
+/* ---- the misuse cases (each runs in a child) ---- */
+static char global_array[256];
+
+static void double_free_small(void) {
+    char *p = malloc(32);
+    report(p);
+    free(p);
+    free(launder(p));
+}
+static void double_free_large(void) {
+    char *p = malloc(8 * MiB);
+    p[0] = 1;
+    report(p);
+    free(p);
+    free(launder(p));
+}
+static void double_free_after_others(void) {
+    char *a = malloc(48), *b = malloc(48), *c = malloc(48);
+    report(a);
+    free(a);
+    free(b);
+    char *d = malloc(200); /* unrelated traffic in between */
+    free(d);
+    free(launder(a));
+    free(c);
+}
+static void double_free_after_realloc_zero(void) {
+    char *p = malloc(40);
+    report(p);
+    void *r = realloc(p, 0); /* glibc semantics: frees p */
+    if (r) _exit(3);
+    free(launder(p));
+}
+static void free_stack(void) {
+    char buf[64];
+    memset(buf, 0, sizeof buf);
+    report(buf);
+    free(launder(buf));
+}
+static void free_global(void) {
+    report(global_array);
+    free(launder(global_array));
+}
+static void free_interior_small(void) {
+    char *p = malloc(64);
+    report(p + 16);
+    free(launder(p + 16));
+}
+static void free_misaligned(void) {
+    char *p = malloc(64);
+    report(p + 1);
+    free(launder(p + 1));
+}
+static void free_interior_large(void) {
+    char *p = malloc(8 * MiB);
+    p[0] = 1;
+    report(p + 4096);
+    free(launder(p + 4096));
+}
+static void free_unmapped(void) {
+    char *p = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) _exit(3);
+    munmap(p, 65536);
+    report(p);
+    free(launder(p));
+}
+static void free_noncanonical(void) {
+    void *p = (void *)(uintptr_t)0xdead000000001000ull;
+    report(p);
+    free(launder(p));
+}
+static void realloc_stack(void) {
+    char buf[64];
+    memset(buf, 1, sizeof buf);
+    report(buf);
+    void *r = realloc(launder(buf), 128);
+    (void)r;
+}
+static void realloc_freed(void) {
+    char *keep = malloc(64); /* keeps the span in use */
+    char *p = malloc(64);
+    report(p);
+    free(p);
+    void *r = realloc(launder(p), 100);
+    (void)r;
+    free(keep);
+}
+static void usable_size_stack(void) {
+    char buf[64];
+    memset(buf, 2, sizeof buf);
+    report(buf);
+    size_t n = malloc_usable_size(launder(buf));
+    (void)n;
+}
+static void free_null(void) {
+    free(NULL);
+    free(launder(NULL));
+}
+static void valid_frees(void) {
+    void *a = malloc(32), *b = malloc(8 * MiB), *c = aligned_alloc(4096, 100);
+    free(a);
+    free(b);
+    free(c);
+    free(realloc(malloc(10), 1000));
+}
+
+/* ---- driver self-checks (also run without mspace) ---- */
+static void child_abort(void) {
+    fputs("about to abort\n", stderr);
+    abort();
+}
+static void child_segv(void) { raise(SIGSEGV); }
+static void child_exit7(void) {
+    fputs("bye", stderr);
+    _exit(7);
+}
+static void child_hang(void) {
+    for (;;) pause();
+}
+static void child_report_abort(void) {
+    static char x;
+    report(&x);
+    fprintf(stderr, "mspace: free(): invalid pointer 0x%lx\n", (unsigned long)(uintptr_t)&x);
+    abort();
+}
+
+static void driver_self_checks(void) {
+    struct outcome o;
+    run_child(child_abort, 10, &o);
+    CHECK("driver: a child calling abort() is seen as SIGABRT with its stderr",
+          o.signaled && o.sig == SIGABRT && strstr(o.err, "about to abort"));
+    run_child(child_segv, 10, &o);
+    CHECK("driver: a segfaulting child is seen as SIGSEGV, not SIGABRT",
+          o.signaled && o.sig == SIGSEGV);
+    run_child(child_exit7, 10, &o);
+    CHECK("driver: a child exiting 7 is seen as exit 7 with its stderr",
+          o.exited && o.code == 7 && !strcmp(o.err, "bye"));
+    run_child(child_hang, 1, &o);
+    CHECK("driver: a hanging child is killed after the timeout", o.timed_out && !o.exited);
+    run_child(child_report_abort, 10, &o);
+    char want[128];
+    snprintf(want, sizeof want, "mspace: free(): invalid pointer 0x%lx", (unsigned long)o.addr[0]);
+    char shorter[128];
+    snprintf(shorter, sizeof shorter, "mspace: free(): invalid pointer 0x%lx",
+             (unsigned long)(o.addr[0] >> 4));
+    CHECK("driver: address reported by the child and its message are matched exactly",
+          o.naddr == 1 && has_exact(o.err, want) && !has_exact(o.err, shorter));
+}
+
+/* ---- mspace cases ---- */
+struct mcase {
+    const char *name;
+    void (*fn)(void);
+    const char *prefix; /* expected text before 0x<addr>; NULL: must not abort */
+    int loose;          /* instead: prefix, 0x<addr> and "double free" or
+                           "invalid pointer" anywhere in stderr */
+};
+
+static void run_case(const struct mcase *c) {
+    struct outcome o;
+    run_child(c->fn, 10, &o);
+    char name[200];
+    int ok;
+    if (!c->prefix) {
+        ok = o.exited && o.code == 0;
+        snprintf(name, sizeof name, "%s: does not abort, exits 0", c->name);
+        CHECK(name, ok);
+        if (!ok || o.err[0]) describe(c->name, &o);
+        snprintf(name, sizeof name, "%s: nothing on stderr", c->name);
+        CHECK(name, o.err[0] == 0);
+        return;
+    }
+    int aborted = o.signaled && o.sig == SIGABRT;
+    snprintf(name, sizeof name, "%s: child dies of SIGABRT (not SIGSEGV, not exit)", c->name);
+    CHECK(name, aborted);
+    char want[256];
+    if (c->loose) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "0x%lx", (unsigned long)o.addr[0]);
+        ok = o.naddr == 1 && strstr(o.err, c->prefix) && has_exact(o.err, addr) &&
+             (strstr(o.err, "double free") || strstr(o.err, "invalid pointer"));
+        snprintf(name, sizeof name,
+                 "%s: stderr has \"%s\", \"%s\" and double free/invalid pointer", c->name,
+                 c->prefix, addr);
+    } else {
+        snprintf(want, sizeof want, "%s0x%lx", c->prefix, (unsigned long)o.addr[0]);
+        ok = o.naddr == 1 && has_exact(o.err, want);
+        snprintf(name, sizeof name, "%s: stderr has \"%s\"", c->name, want);
+    }
+    CHECK(name, ok);
+    if (!aborted || !ok) describe(c->name, &o);
+}
+
+int main(void) {
+    TEST_BEGIN("misuse/misuse");
+    driver_self_checks();
+
+    const char *pre = getenv("LD_PRELOAD");
+    if (!(pre && strstr(pre, "libmspace"))) {
+        printf("misuse: not running under LD_PRELOAD=libmspace.so; "
+               "only the driver self-checks ran\n");
+        return TEST_DONE();
+    }
+
+    static const struct mcase cases[] = {
+        {"double free of a small block", double_free_small, "mspace: free(): double free of ", 0},
+        {"double free of an 8 MiB block", double_free_large, "mspace: free(): ", 1},
+        {"double free after other frees", double_free_after_others,
+         "mspace: free(): double free of ", 0},
+        {"free after realloc(p, 0)", double_free_after_realloc_zero,
+         "mspace: free(): double free of ", 0},
+        {"free of a stack address", free_stack, "mspace: free(): invalid pointer ", 0},
+        {"free of a global array", free_global, "mspace: free(): invalid pointer ", 0},
+        {"free of malloc(64)+16", free_interior_small, "mspace: free(): invalid pointer ", 0},
+        {"free of malloc(64)+1", free_misaligned, "mspace: free(): invalid pointer ", 0},
+        {"free of malloc(8 MiB)+4096", free_interior_large, "mspace: free(): invalid pointer ", 0},
+        {"free of an unmapped address", free_unmapped, "mspace: free(): invalid pointer ", 0},
+        {"free of a non-canonical address", free_noncanonical,
+         "mspace: free(): invalid pointer ", 0},
+        {"realloc of a stack address", realloc_stack, "mspace: realloc(): invalid pointer ", 0},
+        {"realloc of a freed block", realloc_freed, "mspace: realloc(): ", 1},
+        {"malloc_usable_size of a stack address", usable_size_stack,
+         "mspace: malloc_usable_size(): invalid pointer ", 0},
+        {"free(NULL)", free_null, NULL, 0},
+        {"valid frees", valid_frees, NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    return TEST_DONE();
+}
