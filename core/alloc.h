@@ -31,15 +31,16 @@ static inline void *ms_alloc_fast(size_t size) {
 /* free of a block by the thread that owns its span. The span's local_key
  * matches only for the owner of a listed span, so one compare also rules
  * out free slices, forwarding slices, full spans and large segments. The
- * block-start test rejects interior and misaligned pointers, the mark a
- * block that is already a hole. false sends the caller to its slow path. */
+ * offset tests reject pointers past the carved blocks and interior or
+ * misaligned ones, the mark a block that is already a hole. false sends
+ * the caller to its slow path. */
 static inline bool ms_free_fast(void *p) {
     if (MS_LIKELY(ms_segment_mapped(p))) {
         segment_t *segment = ms_segment_base(p);
         span_t *span = ms_segment_slice_of(segment, p);
         block_t *block = (block_t *)p;
         uint64_t offset = (uintptr_t)p & (MS_SLICE_SIZE - 1);
-        if (MS_LIKELY(span->local_key == ms_thread_id() &&
+        if (MS_LIKELY(span->local_key == ms_thread_id() && offset < span->carved_end &&
                       offset * span->boundary_magic < span->boundary_magic &&
                       block->freed_mark != (uintptr_t)span)) {
             block->next = span->local_free;

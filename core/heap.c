@@ -292,7 +292,7 @@ heap_t *ms_heap_acquire(void) {
     if (heap) {
         pool = heap->pool_next;
         heap->pool_next = NULL;
-        heap->thread_id = self;
+        __atomic_store_n(&heap->thread_id, self, __ATOMIC_RELAXED);
         atomic_store(&heap->abandoned, 0);
         set_local_keys(heap, self);
         ms_stats_add(MS_STAT_heaps_adopted, 1);
@@ -305,7 +305,7 @@ heap_t *ms_heap_acquire(void) {
             return NULL;
         for (unsigned c = 0; c < MS_CLASS_COUNT; c++)
             heap->alloc_span[c] = &ms_span_empty;
-        heap->thread_id = self;
+        __atomic_store_n(&heap->thread_id, self, __ATOMIC_RELAXED);
         ms_lock(&pool_lock);
         heap->all_next = all_heaps;
         all_heaps = heap;
@@ -334,7 +334,7 @@ static void drop_alloc_spans(heap_t *heap) {
 }
 
 static void pool_locked(heap_t *heap) {
-    heap->thread_id = 0;
+    __atomic_store_n(&heap->thread_id, 0, __ATOMIC_RELAXED);
     atomic_store_explicit(&heap->abandoned, 1, memory_order_seq_cst);
     set_local_keys(heap, 0);
     heap->pool_next = pool;

@@ -52,7 +52,9 @@ void *ms_large_resize(segment_t *segment, size_t size) {
         return NULL;
     }
     size_t old_mapped = segment->mapped_size, mapped = page_round(offset + size);
-    if (mapped == old_mapped)
+    /* Already big enough, and not so much bigger that shrinking would pay:
+     * keeps the slack left by an earlier move for the next growth step. */
+    if (mapped <= old_mapped && old_mapped - mapped <= old_mapped / 8)
         return segment->large_block;
     ms_stats_add(MS_STAT_large_remaps, 1);
     if (ms_os_resize_in_place(segment, old_mapped, mapped)) {

@@ -56,9 +56,12 @@ void ms_options_load(char **environment, bool secure) {
 
 const char *ms_option_text(ms_option_t option) { return options[option].value; }
 
+/* The leading decimal digits of the value, saturating at LONG_MAX. */
 long ms_option_number(ms_option_t option) {
     long n = 0;
-    for (const char *s = options[option].value; *s >= '0' && *s <= '9'; s++)
-        n = n * 10 + (*s - '0');
+    for (const char *s = options[option].value; *s >= '0' && *s <= '9'; s++) {
+        if (__builtin_mul_overflow(n, 10, &n) || __builtin_add_overflow(n, *s - '0', &n))
+            return __LONG_MAX__;
+    }
     return n;
 }

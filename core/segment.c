@@ -13,10 +13,16 @@ static uintptr_t tail_slot(const segment_t *segment) {
     return 0;
 }
 
-void ms_segment_register(segment_t *segment) {
-    ms_segment_map[(uintptr_t)segment >> MS_SEGMENT_SHIFT] = MS_MAP_SEGMENT;
+/* Relaxed atomic stores: another thread may test the same byte in free()
+ * (the kernel reuses addresses), and only the value itself must be whole. */
+static void set_map(const segment_t *segment, uint8_t head, uint8_t tail) {
+    __atomic_store_n(&ms_segment_map[(uintptr_t)segment >> MS_SEGMENT_SHIFT], head, __ATOMIC_RELAXED);
     if (tail_slot(segment))
-        ms_segment_map[tail_slot(segment)] = MS_MAP_TAIL;
+        __atomic_store_n(&ms_segment_map[tail_slot(segment)], tail, __ATOMIC_RELAXED);
+}
+
+void ms_segment_register(segment_t *segment) {
+    set_map(segment, MS_MAP_SEGMENT, MS_MAP_TAIL);
     ms_lock(&ms_segment_chain_lock);
     segment->chain_prev = NULL;
     segment->chain_next = chain_head;
@@ -35,9 +41,7 @@ void ms_segment_unregister(segment_t *segment) {
     if (segment->chain_next)
         segment->chain_next->chain_prev = segment->chain_prev;
     ms_unlock(&ms_segment_chain_lock);
-    ms_segment_map[(uintptr_t)segment >> MS_SEGMENT_SHIFT] = MS_MAP_NONE;
-    if (tail_slot(segment))
-        ms_segment_map[tail_slot(segment)] = MS_MAP_NONE;
+    set_map(segment, MS_MAP_NONE, MS_MAP_NONE);
 }
 
 segment_t *ms_segment_create(heap_t *heap) {

@@ -7,7 +7,6 @@ span_t *ms_span_init(segment_t *segment, unsigned first, unsigned count, unsigne
     size_t block_size = ms_size_class_size(size_class);
     *span = (span_t){0};
     span->block_size = (uint32_t)block_size;
-    span->capacity = (uint16_t)(count * MS_SLICE_SIZE / block_size);
     span->boundary_magic = UINT64_MAX / block_size + 1;
     span->size_class = (uint8_t)size_class;
     span->slice_count = (uint8_t)count;
@@ -33,7 +32,8 @@ void ms_span_release(segment_t *segment, span_t *span) {
 #define CARVE_MAX_BLOCKS 128
 
 unsigned ms_span_carve(segment_t *segment, span_t *span) {
-    unsigned left = span->capacity - span->carved;
+    size_t span_bytes = (size_t)span->slice_count * MS_SLICE_SIZE;
+    unsigned left = (unsigned)((span_bytes - span->carved_end) / span->block_size);
     unsigned batch = CARVE_BYTES / span->block_size;
     if (batch == 0)
         batch = 1;
@@ -43,7 +43,7 @@ unsigned ms_span_carve(segment_t *segment, span_t *span) {
         batch = left;
     if (batch == 0)
         return 0;
-    char *first = ms_span_start(segment, span) + (size_t)span->carved * span->block_size;
+    char *first = ms_span_start(segment, span) + span->carved_end;
     block_t *tail = span->free; /* normally NULL: carving happens when free is empty */
     for (unsigned i = batch; i-- > 0;) {
         block_t *b = (block_t *)(first + (size_t)i * span->block_size);
@@ -52,7 +52,7 @@ unsigned ms_span_carve(segment_t *segment, span_t *span) {
         tail = b;
     }
     span->free = tail;
-    span->carved += batch;
+    span->carved_end += batch * span->block_size;
     return batch;
 }
 

@@ -33,7 +33,7 @@ static inline span_t *ms_span_head(span_t *slice) {
 static inline bool ms_span_is_block_start(segment_t *segment, const span_t *span,
                                           const void *p) {
     uintptr_t offset = (uintptr_t)p - (uintptr_t)ms_span_start(segment, span);
-    if (offset >= (uintptr_t)span->carved * span->block_size)
+    if (offset >= span->carved_end)
         return false;
     return offset * span->boundary_magic < span->boundary_magic;
 }

@@ -58,8 +58,9 @@ typedef struct heap_s heap_t;
 
 /* A span descriptor: exactly 64 bytes so free() reaches it with a shift and
  * a mask. Invariant while the span is in use, seen by its owning heap:
- *   used + holes on free + holes on local_free + (capacity - carved)
- *     + blocks on the heap's remote list that belong here == capacity. */
+ *   used + holes on free + holes on local_free
+ *     + blocks on the heap's remote list that belong here
+ *     == carved_end / block_size   (the blocks carved so far). */
 typedef struct span_s {
     block_t *free;           /* malloc pops here */
     block_t *local_free;     /* the owner's free() pushes here */
@@ -67,8 +68,7 @@ typedef struct span_s {
     uint64_t boundary_magic; /* ceil(2^64 / block_size): exact "is a block start" test */
     uint32_t used;           /* blocks handed out and not yet freed */
     uint32_t block_size;     /* 0: slice not the head of a span in use */
-    uint16_t capacity;       /* blocks the span can hold (at most 64 KiB / 16) */
-    uint16_t carved;         /* blocks carved so far, in address order */
+    uint32_t carved_end;     /* bytes from the span start carved into blocks */
     uint8_t size_class;
     uint8_t slice_count;     /* slices in this span (head only) */
     uint8_t head_delta;      /* slices back to the head; 0 for the head */

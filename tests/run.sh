@@ -19,7 +19,7 @@ run_one() { # name timeout_seconds command...
         printf 'no summary (exit %d)\n' "$rc"
         printf '%s\n' "$out" | tail -n 15 | sed 's/^/    | /'
     else
-        p=$(printf '%s' "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\1/')
+        p=$(printf '%s' "$line" | sed -E 's/(^|.*[^0-9])([0-9]+) passed, [0-9]+ failed.*/\2/')
         f=$(printf '%s' "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
         [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1 && line="$line (but exit $rc)"
         printf '%s\n' "${line##*: }"

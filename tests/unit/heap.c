@@ -1,0 +1,502 @@
+/* Heaps (core/heap.[ch]): holes are reused before new spans are made, a span
+ * emptied while not being carved gives its slices back, empty segments go
+ * back to the OS (at most RETAIN_EMPTY_MAX stay cached, all on trim), blocks
+ * freed by another thread return to the owner, and a heap left by an exiting
+ * thread is adopted by the next one, with remote frees still processed while
+ * it is pooled. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness.h"
+#include "alloc.h"
+#include "heap.h"
+#include "span.h"
+#include "stats.h"
+#include "usage.h"
+
+#define MiB ((size_t)1 << 20)
+
+static heap_t *h; /* the main thread's heap */
+
+static ms_stats_t stats(void) {
+    ms_stats_t s;
+    ms_stats_read(&s);
+    return s;
+}
+
+static size_t in_use(void) {
+    ms_usage_t u;
+    ms_usage_collect(&u);
+    return u.small_in_use;
+}
+
+static span_t *span_of(void *p) {
+    segment_t *segment = ms_segment_of(p);
+    return segment ? ms_span_head(ms_segment_slice_of(segment, p)) : NULL;
+}
+
+static unsigned slice_index(const void *p) {
+    return (unsigned)(((uintptr_t)p >> MS_SLICE_SHIFT) & (MS_SLICES_PER_SEGMENT - 1));
+}
+
+static size_t capacity_of(size_t size) {
+    unsigned c = ms_size_class_of(size);
+    return (size_t)ms_size_class_slices(c) * MS_SLICE_SIZE / ms_size_class_size(c);
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int same_set(void **a, void **b, size_t n) {
+    qsort(a, n, sizeof *a, cmp_ptr);
+    qsort(b, n, sizeof *b, cmp_ptr);
+    return memcmp(a, b, n * sizeof *a) == 0;
+}
+
+static void run_thread(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, fn, arg) != 0) {
+        perror("pthread_create");
+        exit(2);
+    }
+    pthread_join(t, NULL);
+}
+
+/* ---- 1. holes are reused, no new span ---- */
+
+static void test_reuse(void) {
+    /* A whole span's worth, so the second round can only be satisfied by
+     * the holes of the first. 64-byte class: one slice, 1024 blocks. */
+    size_t n = capacity_of(64);
+    void **a = calloc(n, sizeof *a), **b = calloc(n, sizeof *b);
+    ms_stats_t s0 = stats();
+    for (size_t i = 0; i < n; i++)
+        a[i] = ms_alloc(h, 64, 0);
+    ms_stats_t s1 = stats();
+    CHECK("reuse: a fresh class makes exactly one span", s1.spans_created - s0.spans_created == 1);
+    int one_span = 1;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] == NULL || span_of(a[i]) != span_of(a[0]))
+            one_span = 0;
+    CHECK("reuse: all blocks from that span", one_span);
+    size_t used = in_use();
+    for (size_t i = 0; i < n; i++)
+        ms_free(a[i], "free");
+    CHECK("reuse: in_use drops by the blocks freed", used - in_use() == n * 64);
+    CHECK("reuse: current span kept though empty", span_of(a[0]) && span_of(a[0])->used == 0);
+    for (size_t i = 0; i < n; i++)
+        b[i] = ms_alloc(h, 64, 0);
+    ms_stats_t s2 = stats();
+    CHECK("reuse: no new span for the second round", s2.spans_created == s1.spans_created);
+    CHECK("reuse: same addresses come back", same_set(a, b, n));
+    for (size_t i = 0; i < n; i++)
+        ms_free(b[i], "free");
+
+    /* The same through the inline fast paths, as malloc/free use them. */
+    n = capacity_of(32);
+    a = realloc(a, n * sizeof *a);
+    b = realloc(b, n * sizeof *b);
+    for (size_t i = 0; i < n; i++) {
+        a[i] = ms_alloc_fast(32);
+        if (a[i] == NULL)
+            a[i] = ms_alloc(h, 32, 0);
+    }
+    s1 = stats();
+    size_t fast_frees = 0, fast_allocs = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ms_free_fast(a[i]))
+            fast_frees++;
+        else
+            ms_free(a[i], "free");
+    }
+    for (size_t i = 0; i < n; i++) {
+        b[i] = ms_alloc_fast(32);
+        if (b[i] != NULL)
+            fast_allocs++;
+        else
+            b[i] = ms_alloc(h, 32, 0);
+    }
+    CHECK("reuse (fast): every owner free takes the fast path", fast_frees == n);
+    CHECK("reuse (fast): nearly every malloc takes the fast path", fast_allocs + 1 >= n);
+    CHECK("reuse (fast): no new span", stats().spans_created == s1.spans_created);
+    CHECK("reuse (fast): same addresses come back", same_set(a, b, n));
+    for (size_t i = 0; i < n; i++)
+        if (!ms_free_fast(b[i]))
+            ms_free(b[i], "free");
+    free(a);
+    free(b);
+}
+
+/* ---- 2. a span emptied while not current is retired ---- */
+
+static void test_retire(void) {
+    const size_t size = 256;
+    size_t cap = capacity_of(size), n = 2 * cap + 10;
+    void **p = calloc(n, sizeof *p);
+    ms_stats_t s0 = stats();
+    for (size_t i = 0; i < n; i++)
+        p[i] = ms_alloc(h, size, 0);
+    CHECK("retire: three spans made", stats().spans_created - s0.spans_created == 3);
+    span_t *first = span_of(p[0]), *second = span_of(p[cap]), *third = span_of(p[2 * cap]);
+    CHECK("retire: blocks fill spans in order",
+          first && second && third && first != second && second != third &&
+              span_of(p[cap - 1]) == first && span_of(p[2 * cap - 1]) == second);
+    CHECK("retire: exhausted spans are marked full", first && first->full && second->full);
+
+    segment_t *segment = ms_segment_of(p[0]);
+    unsigned slice = slice_index(p[0]);
+    size_t before = in_use();
+    for (size_t i = 0; i < cap; i++)
+        ms_free(p[i], "free");
+    CHECK("retire: in_use drops by a whole span", before - in_use() == cap * size);
+    CHECK("retire: its slice is free in the segment",
+          (segment->used_slices & ((uint64_t)1 << slice)) == 0);
+    CHECK("retire: its descriptor is cleared", segment->spans[slice].block_size == 0);
+    CHECK("retire: its slice is dirty (pages resident until purged)",
+          (segment->dirty_slices & ((uint64_t)1 << slice)) != 0);
+
+    /* The next span made (another class) takes the lowest free slice of
+     * the heap's first segment with room: the one just given back. */
+    segment_t *room = h->segments;
+    while (room && room->used_slices == ~(uint64_t)0)
+        room = room->heap_next;
+    unsigned expect = room ? (unsigned)__builtin_ctzll(~room->used_slices) : 0;
+    void *other = ms_alloc(h, 500, 0);
+    CHECK("retire: next new span takes the first free slice (first fit)",
+          room != NULL && ms_segment_of(other) == room && slice_index(other) == expect);
+    CHECK("retire: ... which is the slice just given back",
+          ms_segment_of(other) == segment && slice_index(other) == slice);
+    ms_free(other, "free");
+
+    /* The current span emptied is kept for the next malloc. */
+    ms_stats_t s1 = stats();
+    for (size_t i = 2 * cap; i < n; i++)
+        ms_free(p[i], "free");
+    CHECK("retire: current span kept when emptied", third->block_size == size && third->used == 0);
+    void *again = ms_alloc(h, size, 0);
+    CHECK("retire: current span serves the next malloc", span_of(again) == third &&
+                                                            stats().spans_created == s1.spans_created);
+    ms_free(again, "free");
+    for (size_t i = cap; i < 2 * cap; i++)
+        ms_free(p[i], "free");
+    CHECK("retire: second span retired too", in_use() == before - 2 * cap * size - 10 * size);
+    free(p);
+}
+
+/* ---- 3. empty segments go back to the OS ---- */
+
+static void test_collect(void) {
+    const size_t size = 1024, n = 40 * MiB / size;
+    void **p = calloc(n, sizeof *p);
+    ms_heap_trim_all();
+    ms_stats_t s0 = stats();
+    size_t used0 = in_use();
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] = ms_alloc(h, size, 0)) == NULL)
+            ok = 0;
+    ms_stats_t s1 = stats();
+    CHECK("collect: 40 MiB allocated", ok && in_use() - used0 == n * size);
+    CHECK("collect: mapped grew by >= 40 MiB", s1.bytes_mapped - s0.bytes_mapped >= 40 * MiB);
+    CHECK("collect: ~10 segments made", s1.segments - s0.segments >= 10);
+    for (size_t i = 0; i < n; i++)
+        ms_free(p[i], "free");
+    ms_stats_t s2 = stats();
+    CHECK("collect: everything freed", in_use() == used0);
+    /* At most RETAIN_EMPTY_MAX (16) empty segments stay cached, plus the
+     * one holding the current 1 KiB span. */
+    CHECK("collect: at most 16 empty segments cached", s2.segments <= s0.segments + 17);
+    size_t retained = s2.segments - s0.segments;
+    size_t released = ms_heap_trim_all();
+    ms_stats_t s3 = stats();
+    if (retained > 1)
+        CHECK("collect: trim releases the cached segments",
+              released >= (retained - 1) * MS_SEGMENT_SIZE);
+    else
+        fprintf(stderr, "note: timed collection already released the segments\n");
+    CHECK("collect: trim reports bytes", released > 0 || retained <= 1);
+    CHECK("collect: bytes_mapped back near the start",
+          s3.bytes_mapped <= s0.bytes_mapped + MS_SEGMENT_SIZE);
+    CHECK("collect: at most the current span's segment left", s3.segments <= s0.segments + 1);
+    CHECK("collect: trim again has nothing to unmap", ms_heap_trim_all() < MS_SEGMENT_SIZE);
+
+    /* Many empty segments at once: the cache stays bounded without a trim.
+     * 64 KiB blocks only fault in one page each (carving writes a header). */
+    const size_t big = 64 * 1024, m = 1600; /* 100 MiB in ~29 segments */
+    p = realloc(p, m * sizeof *p);
+    s0 = stats();
+    for (size_t i = 0; i < m; i++)
+        p[i] = ms_alloc(h, big, 0);
+    s1 = stats();
+    CHECK("collect: 100 MiB of 64 KiB blocks in > 20 segments", s1.segments - s0.segments > 20);
+    for (size_t i = 0; i < m; i++)
+        ms_free(p[i], "free");
+    s2 = stats();
+    CHECK("collect: without trim, at most 16 empty segments stay mapped",
+          s2.segments <= s0.segments + 17);
+    ms_heap_trim_all();
+    CHECK("collect: trim returns the rest", stats().segments <= s0.segments + 1);
+    free(p);
+}
+
+/* ---- 4. remote free ---- */
+
+static void *remote_freer(void *arg) {
+    heap_t *mine = ms_heap_acquire();
+    CHECK("remote: B gets its own heap", mine != NULL && mine != h && ms_heap_tls == mine);
+    ms_free(arg, "free");
+    ms_heap_release(mine);
+    CHECK("remote: release leaves B heapless", ms_heap_tls == &ms_heap_empty);
+    return NULL;
+}
+
+static void test_remote(void) {
+    /* 8 KiB class: one slice of 8 blocks, carved two at a time, so once
+     * all eight are out the next malloc must look at the remote list. */
+    const size_t size = 8 * 1024;
+    enum { N = 8 };
+    void *x[N];
+    CHECK("remote: 8 KiB spans hold 8 blocks", capacity_of(size) == N);
+    for (int i = 0; i < N; i++)
+        x[i] = ms_alloc(h, size, 0);
+    span_t *span = span_of(x[0]);
+    CHECK("remote: one span, fully carved", span && span->carved_end == N * span->block_size && span->free == NULL &&
+                                                span_of(x[N - 1]) == span);
+    memset(x[1], 0xab, size);
+    ms_stats_t s0 = stats();
+    size_t used0 = in_use();
+    run_thread(remote_freer, x[1]);
+    ms_stats_t s1 = stats();
+    CHECK("remote: counted as a remote free", s1.remote_frees - s0.remote_frees == 1);
+    CHECK("remote: block waits on the owner's remote list",
+          atomic_load(&h->remote_free) == x[1] && span->used == N && in_use() == used0);
+    void *y = ms_alloc(h, size, 0);
+    CHECK("remote: owner's next malloc reuses the block", y == x[1]);
+    CHECK("remote: no new span", stats().spans_created == s1.spans_created);
+    CHECK("remote: remote list drained", atomic_load(&h->remote_free) == NULL && span->used == N);
+    for (int i = 0; i < N; i++)
+        ms_free(x[i], "free");
+}
+
+/* ---- 5. thread exit and adoption ---- */
+
+enum { LEFT = 100 };
+static void *leftover[LEFT];
+static heap_t *exited_heap;
+
+static void *exiting_thread(void *arg) {
+    (void)arg;
+    heap_t *mine = ms_heap_acquire();
+    for (int i = 0; i < LEFT; i++) {
+        leftover[i] = ms_alloc(mine, 200, 0);
+        memset(leftover[i], i, 200);
+    }
+    exited_heap = mine;
+    ms_heap_release(mine);
+    return NULL;
+}
+
+static void *adopting_thread(void *arg) {
+    (void)arg;
+    ms_stats_t s0 = stats();
+    heap_t *mine = ms_heap_acquire();
+    ms_stats_t s1 = stats();
+    CHECK("adopt: heaps_adopted increments", s1.heaps_adopted - s0.heaps_adopted == 1);
+    CHECK("adopt: no heap made", s1.heaps == s0.heaps);
+    CHECK("adopt: the exited thread's heap (pool is LIFO)", mine == exited_heap);
+    CHECK("adopt: owned by me now", mine->thread_id == ms_thread_id() &&
+                                        atomic_load(&mine->abandoned) == 0);
+    int intact = 1;
+    for (int i = 0; i < LEFT; i++)
+        for (int k = 0; k < 200; k++)
+            if (((unsigned char *)leftover[i])[k] != (unsigned char)i)
+                intact = 0;
+    CHECK("adopt: leftover blocks intact", intact);
+    size_t used = in_use();
+    CHECK("adopt: the fast path accepts the adopted blocks", ms_free_fast(leftover[0]));
+    for (int i = 1; i < LEFT - 1; i++)
+        ms_free(leftover[i], "free");
+    CHECK("adopt: frees are local (not remote)", stats().remote_frees == s1.remote_frees);
+    CHECK("adopt: in_use drops", used - in_use() == (LEFT - 1) * ms_size_class_size(ms_size_class_of(200)));
+    /* The exited thread's span still has holes: malloc reuses them. */
+    void *again[LEFT];
+    int in_old_span = 1;
+    for (int i = 0; i < LEFT - 1; i++) {
+        again[i] = ms_alloc(mine, 200, 0);
+        if (span_of(again[i]) != span_of(leftover[LEFT - 1]))
+            in_old_span = 0;
+    }
+    CHECK("adopt: malloc reuses the exited thread's span", in_old_span);
+    CHECK("adopt: no new span", stats().spans_created == s1.spans_created);
+    for (int i = 0; i < LEFT - 1; i++)
+        ms_free(again[i], "free");
+    ms_free(leftover[LEFT - 1], "free");
+    ms_heap_release(mine);
+    return NULL;
+}
+
+static void test_adopt(void) {
+    size_t used0 = in_use();
+    run_thread(exiting_thread, NULL);
+    CHECK("adopt: released heap is pooled", exited_heap && exited_heap->thread_id == 0 &&
+                                                atomic_load(&exited_heap->abandoned) == 1);
+    int none = 1;
+    for (unsigned c = 0; c < MS_CLASS_COUNT; c++)
+        if (exited_heap->alloc_span[c] != &ms_span_empty)
+            none = 0;
+    CHECK("adopt: released heap carves nothing", none);
+    CHECK("adopt: its live blocks still count",
+          in_use() - used0 == LEFT * ms_size_class_size(ms_size_class_of(200)));
+    run_thread(adopting_thread, NULL);
+    CHECK("adopt: everything freed", in_use() == used0);
+}
+
+/* ---- 6. free into a pooled heap ---- */
+
+static void *pair[2];
+static heap_t *pooled_heap;
+
+static void *short_thread(void *arg) {
+    (void)arg;
+    heap_t *mine = ms_heap_acquire();
+    pair[0] = ms_alloc(mine, 300, 0);
+    pair[1] = ms_alloc(mine, 300, 0);
+    pooled_heap = mine;
+    ms_heap_release(mine);
+    return NULL;
+}
+
+static void test_pooled_free(void) {
+    size_t used0 = in_use();
+    run_thread(short_thread, NULL);
+    size_t block = ms_size_class_size(ms_size_class_of(300));
+    span_t *span = span_of(pair[0]);
+    CHECK("pooled: both blocks live in one span", span && span_of(pair[1]) == span && span->used == 2);
+    CHECK("pooled: counted in in_use", in_use() - used0 == 2 * block);
+    ms_stats_t s0 = stats();
+    ms_free(pair[0], "free"); /* main thread: not the owner; the heap has none */
+    CHECK("pooled: counted as remote", stats().remote_frees - s0.remote_frees == 1);
+    CHECK("pooled: processed at once (span used drops)", span->used == 1);
+    CHECK("pooled: in_use drops at once", in_use() - used0 == block);
+    CHECK("pooled: nothing left on the remote list", atomic_load(&pooled_heap->remote_free) == NULL);
+    ms_free(pair[1], "free");
+    CHECK("pooled: last free empties everything", in_use() == used0);
+    /* The pooled heap keeps no empty segment: it was unmapped (or, if it
+     * still holds other spans, the slice was given back). */
+    CHECK("pooled: emptied span retired at once",
+          ms_segment_of(pair[1]) == NULL || span->block_size == 0);
+}
+
+/* ---- 7. release racing remote frees; many threads ---- */
+
+enum { PAIRS = 2, ROUNDS = 40, BLOCKS = 3000 };
+typedef struct {
+    void *blocks[BLOCKS];
+    _Atomic int ready;
+} handoff_t;
+
+static void *producer(void *arg) {
+    handoff_t *ho = arg;
+    heap_t *mine = ms_heap_acquire();
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    for (int i = 0; i < BLOCKS; i++) {
+        size_t size = 16 + (rand_r(&seed) % 2048);
+        ho->blocks[i] = ms_alloc(mine, size, 0);
+        memset(ho->blocks[i], 0x11, 16);
+    }
+    /* Free a few locally too, so spans mix local and remote holes. */
+    for (int i = 0; i < BLOCKS; i += 7) {
+        ms_free(ho->blocks[i], "free");
+        ho->blocks[i] = NULL;
+    }
+    atomic_store(&ho->ready, 1);
+    ms_heap_release(mine); /* races the consumer's frees */
+    return NULL;
+}
+
+static void *consumer(void *arg) {
+    handoff_t *ho = arg;
+    heap_t *mine = ms_heap_acquire();
+    while (!atomic_load(&ho->ready))
+        sched_yield();
+    for (int i = 0; i < BLOCKS; i++)
+        ms_free(ho->blocks[i], "free");
+    ms_heap_release(mine);
+    return NULL;
+}
+
+static void test_release_race(void) {
+    size_t used0 = in_use();
+    ms_stats_t s0 = stats();
+    handoff_t *ho = calloc(PAIRS, sizeof *ho);
+    int balanced = 1;
+    for (int round = 0; round < ROUNDS; round++) {
+        pthread_t t[2 * PAIRS];
+        for (int i = 0; i < PAIRS; i++) {
+            atomic_store(&ho[i].ready, 0);
+            pthread_create(&t[2 * i], NULL, consumer, &ho[i]);
+            pthread_create(&t[2 * i + 1], NULL, producer, &ho[i]);
+        }
+        for (int i = 0; i < 2 * PAIRS; i++)
+            pthread_join(t[i], NULL);
+        if (in_use() != used0) {
+            balanced = 0;
+            fprintf(stderr, "round %d: in_use %zu, expected %zu\n", round, in_use(), used0);
+            break;
+        }
+    }
+    ms_stats_t s1 = stats();
+    CHECK("race: every remote free reaches its heap (in_use balanced)", balanced);
+    CHECK("race: threads adopt pooled heaps instead of making new ones",
+          s1.heaps - s0.heaps <= 2 * PAIRS);
+    CHECK("race: remote frees counted", s1.remote_frees - s0.remote_frees >= (uint64_t)ROUNDS * PAIRS);
+    free(ho);
+    ms_heap_trim_all();
+    CHECK("race: trim leaves at most a few segments", stats().segments <= s0.segments + 2);
+}
+
+/* ---- the walk over all heaps ---- */
+static void count_heap(heap_t *heap, void *arg) {
+    (void)heap;
+    ++*(size_t *)arg;
+}
+
+int main(void) {
+    TEST_BEGIN("heap");
+    h = ms_heap_acquire();
+    CHECK("acquire: a heap, installed for the thread", h != NULL && ms_heap_tls == h &&
+                                                          h->thread_id == ms_thread_id());
+    int empty = 1;
+    for (unsigned c = 0; c < MS_CLASS_COUNT; c++)
+        if (h->alloc_span[c] != &ms_span_empty || h->partial[c] != NULL)
+            empty = 0;
+    CHECK("acquire: fresh heap holds nothing", empty && h->segments == NULL);
+    CHECK("acquire: fast path declines before the first slow malloc", ms_alloc_fast(64) == NULL);
+
+    test_retire();
+    test_reuse();
+    test_collect();
+    test_remote();
+    test_adopt();
+    test_pooled_free();
+    test_release_race();
+
+    size_t heaps = 0;
+    ms_heap_walk(count_heap, &heaps);
+    CHECK("walk: visits every heap made", heaps == stats().heaps);
+    ms_heap_release(h);
+    CHECK("release: main thread heapless", ms_heap_tls == &ms_heap_empty);
+    ms_heap_trim_all();
+    ms_usage_t u;
+    ms_usage_collect(&u);
+    CHECK("end: nothing in use", u.small_in_use == 0);
+    CHECK("end: no segments left after release and trim", stats().segments == 0);
+    return TEST_DONE();
+}

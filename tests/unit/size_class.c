@@ -1,0 +1,116 @@
+/* Size classes (core/size_class.[ch]): every small request gets the tightest
+ * class that fits, classes waste at most a quarter above 128 bytes, the
+ * lookup table and the computed path agree, and each class's span holds
+ * enough blocks. */
+#include <stdio.h>
+
+#include "../harness.h"
+#include "size_class.h"
+
+/* The computed path of ms_size_class_of, for any size > 128 (the header
+ * only runs it above 1024; the table must agree with it below). */
+static unsigned computed_class(size_t size) {
+    size_t s = size - 1;
+    unsigned top = 63u - (unsigned)__builtin_clzll(s);
+    return 8u + (top - 7u) * 4u + (unsigned)((s >> (top - 2u)) & 3u);
+}
+
+/* Checks one size; counts failures itself so that a broken rule reports
+ * its first few sizes instead of hundreds of thousands of lines. */
+static int bad_fit, bad_tight, bad_waste, bad_range;
+static void check_size(size_t size) {
+    unsigned c = ms_size_class_of(size);
+    if (c >= MS_CLASS_COUNT) {
+        if (bad_range++ < 5)
+            fprintf(stderr, "size %zu: class %u out of range\n", size, c);
+        return;
+    }
+    size_t got = ms_size_class_size(c);
+    if (got < size && bad_fit++ < 5)
+        fprintf(stderr, "size %zu: class %u holds only %zu\n", size, c, got);
+    if (c > 0 && ms_size_class_size(c - 1) >= size && bad_tight++ < 5)
+        fprintf(stderr, "size %zu: class %u (%zu) but class %u (%zu) fits\n", size, c, got,
+                c - 1, ms_size_class_size(c - 1));
+    if (size > 128 && (got - size) * 4 > size && bad_waste++ < 5)
+        fprintf(stderr, "size %zu: class size %zu wastes more than 25%%\n", size, got);
+}
+
+int main(void) {
+    TEST_BEGIN("size_class");
+
+    /* Every size a caller can ask for, one by one where classes are dense,
+     * then every 16 bytes (class sizes are multiples of 16, so this visits
+     * every class boundary and both sides of it, plus the +1 sizes). */
+    for (size_t size = 0; size <= 4096; size++)
+        check_size(size);
+    for (size_t size = 4096; size <= MS_SMALL_MAX; size += 16) {
+        check_size(size);
+        check_size(size + 1 <= MS_SMALL_MAX ? size + 1 : size);
+    }
+    CHECK("every size maps to a valid class", bad_range == 0);
+    CHECK("class size >= requested size", bad_fit == 0);
+    CHECK("tightest class (the previous class is too small)", bad_tight == 0);
+    CHECK("waste <= 25% above 128 bytes", bad_waste == 0);
+
+    CHECK("malloc(0) gets the 16-byte class", ms_size_class_of(0) == 0 &&
+                                                  ms_size_class_size(0) == 16);
+    CHECK("MS_SMALL_MAX is the last class", ms_size_class_of(MS_SMALL_MAX) == MS_CLASS_COUNT - 1);
+    CHECK("last class size == MS_SMALL_MAX", ms_size_class_size(MS_CLASS_COUNT - 1) == MS_SMALL_MAX);
+
+    /* The class sizes themselves. */
+    int not16 = 0, not_increasing = 0, not_own_class = 0;
+    for (unsigned c = 0; c < MS_CLASS_COUNT; c++) {
+        size_t s = ms_size_class_size(c);
+        if (s % 16 != 0)
+            not16++;
+        if (c > 0 && s <= ms_size_class_size(c - 1))
+            not_increasing++;
+        if (ms_size_class_of(s) != c) {
+            not_own_class++;
+            fprintf(stderr, "class %u size %zu maps to class %u\n", c, s, ms_size_class_of(s));
+        }
+    }
+    CHECK("class sizes are multiples of 16", not16 == 0);
+    CHECK("class sizes strictly increase", not_increasing == 0);
+    CHECK("a class's own size maps back to it", not_own_class == 0);
+    CHECK("16-byte steps up to 128", ms_size_class_size(7) == 128 && ms_size_class_size(8) == 160);
+
+    /* Table (<= 1024) and computed (> 1024) paths meet without a gap. */
+    CHECK("1024 is class 19 (table)", ms_size_class_of(1024) == 19 &&
+                                          ms_size_class_size(19) == 1024);
+    CHECK("1025 is the next class (computed)", ms_size_class_of(1025) == 20);
+    CHECK("computed path agrees at 1024", computed_class(1024) == ms_size_class_of(1024));
+    int table_disagrees = 0;
+    for (size_t size = 129; size <= MS_CLASS_TABLE_MAX; size++)
+        if (computed_class(size) != ms_class_table[(size + 15) >> 4]) {
+            if (table_disagrees++ < 5)
+                fprintf(stderr, "size %zu: table %u, computed %u\n", size,
+                        ms_class_table[(size + 15) >> 4], computed_class(size));
+        }
+    CHECK("table == computed for every size 129..1024", table_disagrees == 0);
+    CHECK("fast-path table index covers 1024", ((MS_CLASS_TABLE_MAX + 15) >> 4) == 64);
+
+    /* Spans: one slice up to 8 KiB, otherwise at least eight blocks; the
+     * blocks fit the span and the counters' widths. */
+    int bad_slices = 0;
+    for (unsigned c = 0; c < MS_CLASS_COUNT; c++) {
+        size_t size = ms_size_class_size(c);
+        unsigned slices = ms_size_class_slices(c);
+        size_t span_bytes = (size_t)slices * MS_SLICE_SIZE;
+        size_t capacity = span_bytes / size;
+        int ok = slices >= 1 && slices < MS_SLICES_PER_SEGMENT && capacity >= 1 &&
+                 capacity * size <= span_bytes && capacity <= UINT16_MAX;
+        if (size <= 8192)
+            ok = ok && slices == 1;
+        else
+            ok = ok && capacity >= 8;
+        if (!ok && bad_slices++ < 5)
+            fprintf(stderr, "class %u (%zu bytes): %u slices, capacity %zu\n", c, size, slices,
+                    capacity);
+    }
+    CHECK("span sizes: 1 slice <= 8 KiB, >= 8 blocks above, fits a segment", bad_slices == 0);
+    CHECK("largest class span: 32 slices of 8 blocks",
+          ms_size_class_slices(MS_CLASS_COUNT - 1) == 32);
+
+    return TEST_DONE();
+}
