@@ -15,8 +15,8 @@
  * NULL sends the caller to its slow path (which also covers a thread that
  * has no heap yet: its spans are all ms_span_empty). */
 static inline void *ms_alloc_fast(size_t size) {
-    if (MS_LIKELY(size <= MS_CLASS_TABLE_MAX)) {
-        span_t *span = ms_heap_tls->alloc_span[ms_class_table[(size + 15) >> 4]];
+    if (MS_LIKELY(size <= MS_DIRECT_MAX)) {
+        span_t *span = ms_heap_tls->direct[(size + 15) >> 4];
         block_t *block = span->free;
         if (MS_LIKELY(block != NULL)) {
             span->free = block->next;
@@ -31,21 +31,22 @@ static inline void *ms_alloc_fast(size_t size) {
 /* free of a block by the thread that owns its span. The span's local_key
  * matches only for the owner of a listed span, so one compare also rules
  * out free slices, forwarding slices, full spans and large segments. The
- * offset tests reject pointers past the carved blocks and interior or
- * misaligned ones, the mark a block that is already a hole. false sends
- * the caller to its slow path. */
+ * block test (see span_t) rejects interior, misaligned and never-carved
+ * addresses, the mark a block that is already a hole. false sends the
+ * caller to its slow path. A block of a span longer than a slice is tested
+ * here only if it starts in the first slice; the others take the slow path. */
 static inline bool ms_free_fast(void *p) {
     if (MS_LIKELY(ms_segment_mapped(p))) {
         segment_t *segment = ms_segment_base(p);
         span_t *span = ms_segment_slice_of(segment, p);
         block_t *block = (block_t *)p;
         uint64_t offset = (uintptr_t)p & (MS_SLICE_SIZE - 1);
-        if (MS_LIKELY(span->local_key == ms_thread_id() && offset < span->carved_end &&
-                      offset * span->boundary_magic < span->boundary_magic &&
+        if (MS_LIKELY(span->local_key == ms_thread_id() &&
+                      offset * span->block_magic < span->carved_limit &&
                       block->freed_mark != (uintptr_t)span)) {
-            block->next = span->local_free;
+            block->next = span->free;
             block->freed_mark = (uintptr_t)span;
-            span->local_free = block;
+            span->free = block;
             if (MS_UNLIKELY(--span->used == 0))
                 ms_heap_span_emptied(segment->heap, segment, span);
             return true;

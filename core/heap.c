@@ -6,7 +6,10 @@
 #include "stats.h"
 
 span_t ms_span_empty;
-heap_t ms_heap_empty = {.alloc_span = {[0 ... MS_CLASS_COUNT - 1] = &ms_span_empty}};
+heap_t ms_heap_empty = {
+    .direct = {[0 ... MS_DIRECT_COUNT - 1] = &ms_span_empty},
+    .alloc_span = {[0 ... MS_CLASS_COUNT - 1] = &ms_span_empty},
+};
 __thread heap_t *ms_heap_tls = &ms_heap_empty;
 
 /* Guards the pool, the list of all heaps, and any work done on a pooled
@@ -14,12 +17,27 @@ __thread heap_t *ms_heap_tls = &ms_heap_empty;
 static ms_lock_t pool_lock = MS_LOCK_INIT;
 static heap_t *pool, *all_heaps;
 
-/* Empty segments stay mapped (a malloc/free loop must not map and unmap
- * every round) until the next collection, at most every COLLECT_INTERVAL_MS,
- * and never more than RETAIN_EMPTY_MAX of them. */
+/* Hysteresis, so a program that allocates and frees the same blocks over
+ * and over neither rebuilds spans nor maps and unmaps every round: a span
+ * whose blocks are all free stays on its class's list, ready to be reused
+ * as it is, and an empty segment stays mapped. Both go at the next
+ * collection (at most every COLLECT_INTERVAL_MS, on the next span event),
+ * empty spans also as soon as the heap would otherwise map a new segment,
+ * and never more than RETAIN_EMPTY_MAX segments are kept. */
 #define RETAIN_EMPTY_MAX 16
 #define COLLECT_INTERVAL_MS 100
-#define SPAN_EVENTS_PER_CLOCK_READ 32
+
+static void set_alloc_span(heap_t *heap, unsigned size_class, span_t *span) {
+    heap->alloc_span[size_class] = span;
+    if (ms_size_class_size(size_class) > MS_DIRECT_MAX)
+        return;
+    /* Direct entries of this class: sizes (previous class size, class size]. */
+    size_t low = size_class ? ms_size_class_size(size_class - 1) : 0;
+    for (size_t i = (low + 16) / 16; i <= ms_size_class_size(size_class) / 16; i++)
+        heap->direct[i] = span;
+    if (size_class == 0)
+        heap->direct[0] = span;
+}
 
 static uintptr_t heap_owner(const heap_t *heap) {
     return __atomic_load_n(&heap->thread_id, __ATOMIC_RELAXED);
@@ -59,6 +77,20 @@ static void segment_unlink(heap_t *heap, segment_t *segment) {
     segment->heap_next = segment->heap_prev = NULL;
 }
 
+static void span_retire(heap_t *heap, segment_t *segment, span_t *span);
+
+static void retire_empty_spans(heap_t *heap) {
+    for (unsigned c = 0; c < MS_CLASS_COUNT && heap->empty_spans; c++)
+        for (span_t *span = heap->partial[c], *next; span; span = next) {
+            next = span->next;
+            if (span->used == 0) {
+                partial_remove(heap, span);
+                heap->empty_spans--;
+                span_retire(heap, ms_segment_base(span), span);
+            }
+        }
+}
+
 static void segment_push_front(heap_t *heap, segment_t *segment) {
     segment->heap_prev = NULL;
     segment->heap_next = heap->segments;
@@ -90,9 +122,11 @@ static size_t segment_release(heap_t *heap, segment_t *segment) {
     return bytes;
 }
 
-/* Unmap empty segments, purge free slices of the others. */
+/* Retire empty spans, unmap empty segments, purge free slices of the
+ * others. */
 static size_t heap_collect(heap_t *heap) {
     size_t released = 0;
+    retire_empty_spans(heap);
     for (segment_t *segment = heap->segments, *next; segment; segment = next) {
         next = segment->heap_next;
         if (ms_segment_is_empty(segment))
@@ -103,10 +137,9 @@ static size_t heap_collect(heap_t *heap) {
     return released;
 }
 
+/* Span events (made, emptied) come at most once per span's worth of
+ * mallocs, so reading the coarse clock on each costs little. */
 static void note_span_event(heap_t *heap) {
-    if (++heap->span_events < SPAN_EVENTS_PER_CLOCK_READ)
-        return;
-    heap->span_events = 0;
     uint64_t now = ms_host_now_ms();
     if (now - heap->last_collect_ms >= COLLECT_INTERVAL_MS) {
         heap->last_collect_ms = now;
@@ -128,6 +161,10 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
                 heap->empty_segments--;
             break;
         }
+    }
+    if (first < 0 && heap->empty_spans) {
+        retire_empty_spans(heap);
+        return span_new(heap, size_class);
     }
     if (first < 0) {
         segment = ms_segment_create(heap);
@@ -160,23 +197,29 @@ static void span_retire(heap_t *heap, segment_t *segment, span_t *span) {
         if (heap->thread_id == 0 || heap->empty_segments > RETAIN_EMPTY_MAX)
             segment_release(heap, segment);
     }
-    if (heap->thread_id)
-        note_span_event(heap);
 }
 
 void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
     if (heap->alloc_span[span->size_class] == span)
         return;
-    partial_remove(heap, span);
-    span_retire(heap, segment, span);
+    if (heap->thread_id == 0) { /* pooled: nobody will reuse it soon */
+        partial_remove(heap, span);
+        span_retire(heap, segment, span);
+        return;
+    }
+    /* Forget the holes: carving again lays blocks out in address order, which
+     * the next round walks faster than a list threaded in free order. */
+    ms_span_reset(span);
+    heap->empty_spans++;
+    note_span_event(heap);
 }
 
 /* Put a hole back on its span, as the owner (or, for a pooled heap, while
  * holding pool_lock). */
 static void span_take_back(heap_t *heap, segment_t *segment, span_t *span, block_t *block) {
-    block->next = span->local_free;
+    block->next = span->free;
     block->freed_mark = (uintptr_t)span;
-    span->local_free = block;
+    span->free = block;
     if (span->full) {
         span->full = 0;
         span->local_key = heap->thread_id;
@@ -200,10 +243,6 @@ static void drain_remote(heap_t *heap) {
 void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
     span_t *span = heap->alloc_span[size_class];
     for (;;) {
-        if (span->free == NULL && span->local_free != NULL) {
-            span->free = span->local_free;
-            span->local_free = NULL;
-        }
         if (span->free) {
             block_t *block = span->free;
             span->free = block->next;
@@ -214,7 +253,7 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
         if (atomic_load_explicit(&heap->remote_free, memory_order_relaxed)) {
             drain_remote(heap);
             span = heap->alloc_span[size_class];
-            if (span->local_free)
+            if (span->free)
                 continue;
         }
         if (span != &ms_span_empty) {
@@ -223,14 +262,16 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
                 continue;
             span->full = 1; /* every block is out: free() will relist it */
             span->local_key = 0;
-            heap->alloc_span[size_class] = &ms_span_empty;
+            set_alloc_span(heap, size_class, &ms_span_empty);
         }
         span = heap->partial[size_class];
-        if (span)
+        if (span) {
             partial_remove(heap, span);
+            heap->empty_spans -= span->used == 0;
+        }
         else if ((span = span_new(heap, size_class)) == NULL)
             return NULL;
-        heap->alloc_span[size_class] = span;
+        set_alloc_span(heap, size_class, span);
     }
 }
 
@@ -304,7 +345,7 @@ heap_t *ms_heap_acquire(void) {
         if (heap == NULL)
             return NULL;
         for (unsigned c = 0; c < MS_CLASS_COUNT; c++)
-            heap->alloc_span[c] = &ms_span_empty;
+            set_alloc_span(heap, c, &ms_span_empty);
         __atomic_store_n(&heap->thread_id, self, __ATOMIC_RELAXED);
         ms_lock(&pool_lock);
         heap->all_next = all_heaps;
@@ -324,7 +365,7 @@ static void drop_alloc_spans(heap_t *heap) {
         span_t *span = heap->alloc_span[c];
         if (span == &ms_span_empty)
             continue;
-        heap->alloc_span[c] = &ms_span_empty;
+        set_alloc_span(heap, c, &ms_span_empty);
         segment_t *segment = ms_segment_base(span);
         if (span->used == 0)
             span_retire(heap, segment, span);
@@ -413,9 +454,11 @@ void ms_heap_fork_child(void) {
             continue;
         for (unsigned c = 0; c < MS_CLASS_COUNT; c++) {
             span_t *span = heap->alloc_span[c];
-            heap->alloc_span[c] = &ms_span_empty;
-            if (span != &ms_span_empty)
+            set_alloc_span(heap, c, &ms_span_empty);
+            if (span != &ms_span_empty) {
                 partial_push(heap, span);
+                heap->empty_spans += span->used == 0;
+            }
         }
         pool_locked(heap);
     }

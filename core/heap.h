@@ -12,7 +12,15 @@
 #include "size_class.h"
 #include "types.h"
 
+/* malloc's fast path indexes direct[] by (size + 15) / 16 for sizes up to
+ * MS_DIRECT_MAX: entry i is alloc_span of the class of size 16 * i, so the
+ * size-to-class lookup costs nothing there. heap.c:set_alloc_span keeps the
+ * two in step. */
+#define MS_DIRECT_MAX MS_CLASS_TABLE_MAX
+#define MS_DIRECT_COUNT (MS_DIRECT_MAX / 16 + 1)
+
 struct heap_s {
+    span_t *direct[MS_DIRECT_COUNT];
     span_t *alloc_span[MS_CLASS_COUNT]; /* never NULL: ms_span_empty when none */
     uintptr_t thread_id;                /* owner; 0 while pooled */
     _Atomic(block_t *) remote_free;     /* pushed by other threads, drained by the owner */
@@ -20,7 +28,7 @@ struct heap_s {
     span_t *partial[MS_CLASS_COUNT];    /* spans other than alloc_span with holes */
     segment_t *segments;                /* this heap's small segments */
     unsigned empty_segments;            /* segments kept mapped with every slice free */
-    unsigned span_events;               /* spans made or emptied since the last clock read */
+    unsigned empty_spans;               /* listed spans with nothing in use, kept for reuse */
     uint64_t last_collect_ms;
     heap_t *all_next;                   /* every heap ever made */
     heap_t *pool_next;                  /* pooled heaps */

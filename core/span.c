@@ -1,4 +1,5 @@
 #include "span.h"
+#include <stdbool.h>
 #include "size_class.h"
 #include "stats.h"
 
@@ -7,7 +8,8 @@ span_t *ms_span_init(segment_t *segment, unsigned first, unsigned count, unsigne
     size_t block_size = ms_size_class_size(size_class);
     *span = (span_t){0};
     span->block_size = (uint32_t)block_size;
-    span->boundary_magic = UINT64_MAX / block_size + 1;
+    bool power_of_two = (block_size & (block_size - 1)) == 0;
+    span->block_magic = UINT64_MAX / block_size + 1 + power_of_two;
     span->size_class = (uint8_t)size_class;
     span->slice_count = (uint8_t)count;
     for (unsigned i = 1; i < count; i++) {
@@ -53,14 +55,12 @@ unsigned ms_span_carve(segment_t *segment, span_t *span) {
     }
     span->free = tail;
     span->carved_end += batch * span->block_size;
+    span->carved_limit += batch * (uint64_t)(span->block_size * span->block_magic);
     return batch;
 }
 
 bool ms_span_has_hole(const span_t *span, const block_t *block) {
     for (const block_t *b = span->free; b; b = b->next)
-        if (b == block)
-            return true;
-    for (const block_t *b = span->local_free; b; b = b->next)
         if (b == block)
             return true;
     return false;

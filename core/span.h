@@ -18,6 +18,14 @@ static inline char *ms_span_start(segment_t *segment, const span_t *span) {
     return ms_segment_slice_base(segment, span);
 }
 
+/* Back to "nothing carved" (only when nothing is in use): the holes are
+ * dropped and the block test rejects every address until carving again. */
+static inline void ms_span_reset(span_t *span) {
+    span->free = NULL;
+    span->carved_end = 0;
+    span->carved_limit = 0;
+}
+
 /* Threads up to a batch of never-used blocks onto span->free. Returns how
  * many; 0 when the span is fully carved. */
 unsigned ms_span_carve(segment_t *segment, span_t *span) MS_HIDDEN;
@@ -28,18 +36,16 @@ static inline span_t *ms_span_head(span_t *slice) {
     return head->block_size ? head : NULL;
 }
 
-/* True if p is exactly the start of a carved block of span: exact division
- * by multiplication with ceil(2^64 / block_size) (Lemire et al., 2019). */
+/* True if p is exactly the start of a carved block of span (see span_t). */
 static inline bool ms_span_is_block_start(segment_t *segment, const span_t *span,
                                           const void *p) {
     uintptr_t offset = (uintptr_t)p - (uintptr_t)ms_span_start(segment, span);
-    if (offset >= span->carved_end)
-        return false;
-    return offset * span->boundary_magic < span->boundary_magic;
+    return offset < (uintptr_t)span->slice_count * MS_SLICE_SIZE &&
+           offset * span->block_magic < span->carved_limit;
 }
 
-/* Is block already a hole on one of span's local lists? Linear; only called
- * to confirm a suspected double free. */
+/* Is block already a hole on span's free list? Linear; only called to
+ * confirm a suspected double free. */
 bool ms_span_has_hole(const span_t *span, const block_t *block) MS_HIDDEN;
 
 #endif

@@ -14,7 +14,7 @@
  *             slice, so free() finds it from the address alone.
  *   block     what malloc returns. A free block holds the free-list link in
  *             its first word and a "freed" mark in its second word.
- *   hole      a free block (MeMS's word): on span->free, span->local_free or a
+ *   hole      a free block (MeMS's word): on its span's free list or on a
  *             heap's remote list.
  *   size class  a block size; classes grow in quarter steps (size_class.c).
  *   heap      the per-thread allocator state (heap.c): the span being carved
@@ -58,21 +58,29 @@ typedef struct heap_s heap_t;
 
 /* A span descriptor: exactly 64 bytes so free() reaches it with a shift and
  * a mask. Invariant while the span is in use, seen by its owning heap:
- *   used + holes on free + holes on local_free
- *     + blocks on the heap's remote list that belong here
- *     == carved_end / block_size   (the blocks carved so far). */
+ *   used + holes on free + blocks on the heap's remote list that belong here
+ *     == carved_end / block_size   (the blocks carved so far).
+ *
+ * "Is p the start of a carved block?" is one multiply and one compare
+ * (after Lemire, Kaser & Kurz, "Faster remainder by direct computation",
+ * 2019): with M = block_magic = ceil(2^64 / size), plus one when size is a
+ * power of two, and e = size * M mod 2^64 (1 <= e <= size), the product
+ * offset * M mod 2^64 is exactly k * e at the start of block k and at least
+ * M anywhere else (for the offsets a span can have). So
+ *   offset * M < carved_limit = (blocks carved) * e
+ * rejects interior, misaligned and never-carved addresses at once. */
 typedef struct span_s {
-    block_t *free;           /* malloc pops here */
-    block_t *local_free;     /* the owner's free() pushes here */
+    block_t *free;           /* malloc pops here; the owner's free() pushes here */
     uintptr_t local_key;     /* owner thread id when free() may push directly; 0 otherwise */
-    uint64_t boundary_magic; /* ceil(2^64 / block_size): exact "is a block start" test */
+    uint64_t block_magic;    /* M above */
+    uint64_t carved_limit;   /* (blocks carved) * e, see above */
     uint32_t used;           /* blocks handed out and not yet freed */
     uint32_t block_size;     /* 0: slice not the head of a span in use */
-    uint32_t carved_end;     /* bytes from the span start carved into blocks */
     uint8_t size_class;
     uint8_t slice_count;     /* slices in this span (head only) */
     uint8_t head_delta;      /* slices back to the head; 0 for the head */
     uint8_t full;            /* unlinked from the partial list: no holes seen */
+    uint32_t carved_end;     /* bytes from the span start carved into blocks */
     struct span_s *next, *prev; /* heap's partial list of this class */
 } span_t;
 _Static_assert(sizeof(span_t) == 64, "span_t must stay 64 bytes");

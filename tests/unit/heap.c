@@ -134,12 +134,14 @@ static void test_reuse(void) {
     free(b);
 }
 
-/* ---- 2. a span emptied while not current is retired ---- */
+/* ---- 2. a span emptied while not current is kept for reuse (reset to
+ * uncarved) until the heap collects, then retired ---- */
 
 static void test_retire(void) {
     const size_t size = 256;
     size_t cap = capacity_of(size), n = 2 * cap + 10;
-    void **p = calloc(n, sizeof *p);
+    void **p = calloc(n, sizeof *p), **q = calloc(cap, sizeof *q);
+    ms_heap_trim_all();
     ms_stats_t s0 = stats();
     for (size_t i = 0; i < n; i++)
         p[i] = ms_alloc(h, size, 0);
@@ -153,17 +155,49 @@ static void test_retire(void) {
     segment_t *segment = ms_segment_of(p[0]);
     unsigned slice = slice_index(p[0]);
     size_t before = in_use();
+    unsigned empties = h->empty_spans;
     for (size_t i = 0; i < cap; i++)
         ms_free(p[i], "free");
     CHECK("retire: in_use drops by a whole span", before - in_use() == cap * size);
-    CHECK("retire: its slice is free in the segment",
-          (segment->used_slices & ((uint64_t)1 << slice)) == 0);
-    CHECK("retire: its descriptor is cleared", segment->spans[slice].block_size == 0);
-    CHECK("retire: its slice is dirty (pages resident until purged)",
-          (segment->dirty_slices & ((uint64_t)1 << slice)) != 0);
+    CHECK("retire: the emptied span keeps its slice",
+          (segment->used_slices & ((uint64_t)1 << slice)) != 0 &&
+              segment->spans[slice].block_size == size);
+    CHECK("retire: ... reset to uncarved, counted as empty",
+          first->used == 0 && first->carved_end == 0 && first->free == NULL &&
+              h->empty_spans == empties + 1);
+
+    /* Its class reuses it without making a span: the current span's room
+     * first, then the emptied one. */
+    ms_stats_t s1 = stats();
+    int in_first = 0;
+    for (size_t i = 0; i < cap; i++) {
+        q[i] = ms_alloc(h, size, 0);
+        in_first += span_of(q[i]) == first;
+    }
+    CHECK("retire: the emptied span is reused, no new span",
+          stats().spans_created == s1.spans_created && in_first > 0 &&
+              h->empty_spans == empties);
+    for (size_t i = 0; i < cap; i++)
+        ms_free(q[i], "free");
+
+    CHECK("retire: the reused span is now the one being carved",
+          h->alloc_span[first->size_class] == first);
+
+    /* The third span, no longer current, empties: a collection retires it
+     * (slice back to the segment, pages purged). */
+    unsigned third_slice = slice_index(p[2 * cap]);
+    for (size_t i = 2 * cap; i < n; i++)
+        ms_free(p[i], "free");
+    CHECK("retire: the third span is kept, reset", third->used == 0 && third->carved_end == 0);
+    ms_stats_t s2 = stats();
+    ms_heap_trim_all();
+    CHECK("retire: after a collection its slice is free in the segment",
+          (segment->used_slices & ((uint64_t)1 << third_slice)) == 0);
+    CHECK("retire: its descriptor is cleared", segment->spans[third_slice].block_size == 0);
+    CHECK("retire: its pages were purged", stats().bytes_purged - s2.bytes_purged >= MS_SLICE_SIZE);
 
     /* The next span made (another class) takes the lowest free slice of
-     * the heap's first segment with room: the one just given back. */
+     * the heap's first segment with room. */
     segment_t *room = h->segments;
     while (room && room->used_slices == ~(uint64_t)0)
         room = room->heap_next;
@@ -171,22 +205,21 @@ static void test_retire(void) {
     void *other = ms_alloc(h, 500, 0);
     CHECK("retire: next new span takes the first free slice (first fit)",
           room != NULL && ms_segment_of(other) == room && slice_index(other) == expect);
-    CHECK("retire: ... which is the slice just given back",
-          ms_segment_of(other) == segment && slice_index(other) == slice);
     ms_free(other, "free");
+    free(q);
 
-    /* The current span emptied is kept for the next malloc. */
-    ms_stats_t s1 = stats();
-    for (size_t i = 2 * cap; i < n; i++)
-        ms_free(p[i], "free");
-    CHECK("retire: current span kept when emptied", third->block_size == size && third->used == 0);
+    /* The current span emptied is kept for the next malloc, even through a
+     * collection. */
+    ms_heap_trim_all();
+    ms_stats_t s3 = stats();
+    CHECK("retire: current span kept when emptied", first->block_size == size && first->used == 0);
     void *again = ms_alloc(h, size, 0);
-    CHECK("retire: current span serves the next malloc", span_of(again) == third &&
-                                                            stats().spans_created == s1.spans_created);
+    CHECK("retire: current span serves the next malloc", span_of(again) == first &&
+                                                            stats().spans_created == s3.spans_created);
     ms_free(again, "free");
     for (size_t i = cap; i < 2 * cap; i++)
         ms_free(p[i], "free");
-    CHECK("retire: second span retired too", in_use() == before - 2 * cap * size - 10 * size);
+    CHECK("retire: second span emptied too", in_use() == before - 2 * cap * size - 10 * size);
     free(p);
 }
 
@@ -227,7 +260,8 @@ static void test_collect(void) {
     CHECK("collect: at most the current span's segment left", s3.segments <= s0.segments + 1);
     CHECK("collect: trim again has nothing to unmap", ms_heap_trim_all() < MS_SEGMENT_SIZE);
 
-    /* Many empty segments at once: the cache stays bounded without a trim.
+    /* Freed spans stay with their class until a collection, so allocating
+     * the same amount again maps nothing; a collection then returns it all.
      * 64 KiB blocks only fault in one page each (carving writes a header). */
     const size_t big = 64 * 1024, m = 1600; /* 100 MiB in ~29 segments */
     p = realloc(p, m * sizeof *p);
@@ -238,9 +272,13 @@ static void test_collect(void) {
     CHECK("collect: 100 MiB of 64 KiB blocks in > 20 segments", s1.segments - s0.segments > 20);
     for (size_t i = 0; i < m; i++)
         ms_free(p[i], "free");
+    for (size_t i = 0; i < m; i++)
+        p[i] = ms_alloc(h, big, 0);
     s2 = stats();
-    CHECK("collect: without trim, at most 16 empty segments stay mapped",
-          s2.segments <= s0.segments + 17);
+    CHECK("collect: allocating the same again reuses the freed spans (no new mapping)",
+          s2.os_maps == s1.os_maps && s2.segments == s1.segments);
+    for (size_t i = 0; i < m; i++)
+        ms_free(p[i], "free");
     ms_heap_trim_all();
     CHECK("collect: trim returns the rest", stats().segments <= s0.segments + 1);
     free(p);
