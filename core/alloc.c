@@ -8,7 +8,7 @@ void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
     if (alignment <= MS_ALIGNMENT) {
         if (size <= MS_SMALL_MAX)
             return ms_heap_alloc(heap, ms_size_class_of(size));
-        return ms_large_alloc(size, 0);
+        return ms_large_alloc(size, 0, false);
     }
     /* Spans start on 64 KiB boundaries, so blocks of a class whose size is a
      * multiple of the alignment are all aligned. */
@@ -18,8 +18,10 @@ void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
             if ((ms_size_class_size(c) & (alignment - 1)) == 0)
                 return ms_heap_alloc(heap, c);
     }
-    return ms_large_alloc(size, alignment);
+    return ms_large_alloc(size, alignment, false);
 }
+
+void *ms_calloc_large(size_t size) { return ms_large_alloc(size, 0, true); }
 
 typedef struct {
     segment_t *segment;

@@ -1,6 +1,7 @@
 #include "heap.h"
 #include <errno.h>
 #include "host.h"
+#include "large_cache.h"
 #include "os.h"
 #include "span.h"
 #include "stats.h"
@@ -18,12 +19,14 @@ static ms_lock_t pool_lock = MS_LOCK_INIT;
 static heap_t *pool, *all_heaps;
 
 /* Hysteresis, so a program that allocates and frees the same blocks over
- * and over neither rebuilds spans nor maps and unmaps every round: a span
- * whose blocks are all free stays on its class's list, ready to be reused
- * as it is, and an empty segment stays mapped. Both go at the next
- * collection (at most every COLLECT_INTERVAL_MS, on the next span event),
- * empty spans also as soon as the heap would otherwise map a new segment,
- * and never more than RETAIN_EMPTY_MAX segments are kept. */
+ * and over neither rebuilds spans nor maps, purges and faults memory in
+ * every round. A span whose blocks are all free stays on its class's list;
+ * a free slice keeps its pages; an empty segment stays mapped. A collection
+ * runs at most every COLLECT_INTERVAL_MS, on the next span made or emptied,
+ * and gives back what was already unused at the previous one (two
+ * generations), or everything when the heap has been quiet for a whole
+ * interval. Empty spans also go as soon as the heap would otherwise map a
+ * new segment, and never more than RETAIN_EMPTY_MAX empty segments stay. */
 #define RETAIN_EMPTY_MAX 16
 #define COLLECT_INTERVAL_MS 100
 
@@ -79,15 +82,21 @@ static void segment_unlink(heap_t *heap, segment_t *segment) {
 
 static void span_retire(heap_t *heap, segment_t *segment, span_t *span);
 
-static void retire_empty_spans(heap_t *heap) {
+/* Retire the empty spans (all, or those already kept through one
+ * collection, marking the others). */
+static void retire_empty_spans(heap_t *heap, bool everything) {
     for (unsigned c = 0; c < MS_CLASS_COUNT && heap->empty_spans; c++)
         for (span_t *span = heap->partial[c], *next; span; span = next) {
             next = span->next;
-            if (span->used == 0) {
-                partial_remove(heap, span);
-                heap->empty_spans--;
-                span_retire(heap, ms_segment_base(span), span);
+            if (span->used != 0)
+                continue;
+            if (!everything && !span->aged) {
+                span->aged = 1;
+                continue;
             }
+            partial_remove(heap, span);
+            heap->empty_spans--;
+            span_retire(heap, ms_segment_base(span), span);
         }
 }
 
@@ -123,16 +132,16 @@ static size_t segment_release(heap_t *heap, segment_t *segment) {
 }
 
 /* Retire empty spans, unmap empty segments, purge free slices of the
- * others. */
-static size_t heap_collect(heap_t *heap) {
-    size_t released = 0;
-    retire_empty_spans(heap);
+ * others: everything, or what has waited a collection already. */
+static size_t heap_collect(heap_t *heap, bool everything) {
+    size_t released = ms_large_cache_collect(everything);
+    retire_empty_spans(heap, everything);
     for (segment_t *segment = heap->segments, *next; segment; segment = next) {
         next = segment->heap_next;
-        if (ms_segment_is_empty(segment))
+        if (ms_segment_is_empty(segment) && (everything || ms_segment_aged(segment)))
             released += segment_release(heap, segment);
         else
-            released += ms_segment_purge(segment);
+            released += ms_segment_purge(segment, everything);
     }
     return released;
 }
@@ -143,8 +152,9 @@ static void note_span_event(heap_t *heap) {
     uint64_t now = ms_host_now_ms();
     if (now - heap->last_collect_ms >= COLLECT_INTERVAL_MS) {
         heap->last_collect_ms = now;
-        heap_collect(heap);
+        heap_collect(heap, now - heap->last_event_ms >= COLLECT_INTERVAL_MS);
     }
+    heap->last_event_ms = now;
 }
 
 /* ---- spans ---- */
@@ -163,7 +173,7 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
         }
     }
     if (first < 0 && heap->empty_spans) {
-        retire_empty_spans(heap);
+        retire_empty_spans(heap, true);
         return span_new(heap, size_class);
     }
     if (first < 0) {
@@ -200,8 +210,14 @@ static void span_retire(heap_t *heap, segment_t *segment, span_t *span) {
 }
 
 void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
-    if (heap->alloc_span[span->size_class] == span)
+    if (heap->alloc_span[span->size_class] == span) {
+        /* A malloc/free loop lands here on every free: look at the clock
+         * now and then only, so memory freed just before the program went
+         * quiet still goes back on its next activity. */
+        if ((++heap->current_emptied & 63) == 0)
+            note_span_event(heap);
         return;
+    }
     if (heap->thread_id == 0) { /* pooled: nobody will reuse it soon */
         partial_remove(heap, span);
         span_retire(heap, segment, span);
@@ -231,13 +247,18 @@ static void span_take_back(heap_t *heap, segment_t *segment, span_t *span, block
 
 static void drain_remote(heap_t *heap) {
     block_t *list = atomic_exchange_explicit(&heap->remote_free, NULL, memory_order_acquire);
-    while (list) {
+    int64_t drained = 0;
+    for (; list; drained++) {
         block_t *block = list;
         list = block->next;
         segment_t *segment = ms_segment_base(block);
         span_t *span = ms_span_head(ms_segment_slice_of(segment, block));
         span_take_back(heap, segment, span, block);
     }
+    /* Counted here, a batch at a time: a shared counter bumped by every
+     * remote free would bounce its cache line between the freeing threads. */
+    if (drained)
+        ms_stats_add(MS_STAT_remote_frees, drained);
 }
 
 void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
@@ -268,6 +289,7 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
         if (span) {
             partial_remove(heap, span);
             heap->empty_spans -= span->used == 0;
+            span->aged = 0;
         }
         else if ((span = span_new(heap, size_class)) == NULL)
             return NULL;
@@ -304,7 +326,6 @@ void ms_heap_free(segment_t *segment, span_t *span, block_t *block) {
         block->next = head;
     while (!atomic_compare_exchange_weak_explicit(&heap->remote_free, &head, block,
                                                   memory_order_seq_cst, memory_order_relaxed));
-    ms_stats_add(MS_STAT_remote_frees, 1);
     /* Pairs with ms_heap_release: either it drains our block after marking
      * the heap abandoned, or we see the mark and drain it ourselves. */
     if (atomic_load_explicit(&heap->abandoned, memory_order_seq_cst)) {
@@ -353,7 +374,7 @@ heap_t *ms_heap_acquire(void) {
         ms_unlock(&pool_lock);
         ms_stats_add(MS_STAT_heaps, 1);
     }
-    heap->last_collect_ms = ms_host_now_ms();
+    heap->last_collect_ms = heap->last_event_ms = ms_host_now_ms();
     ms_heap_tls = heap;
     return heap;
 }
@@ -388,25 +409,25 @@ void ms_heap_release(heap_t *heap) {
     ms_heap_tls = &ms_heap_empty;
     drain_remote(heap);
     drop_alloc_spans(heap);
-    heap_collect(heap);
+    heap_collect(heap, true);
     ms_lock(&pool_lock);
     pool_locked(heap);
     drain_remote(heap); /* blocks pushed before the abandoned mark was visible */
-    heap_collect(heap);
+    heap_collect(heap, true);
     ms_unlock(&pool_lock);
 }
 
 size_t ms_heap_trim_all(void) {
-    size_t released = 0;
+    size_t released = ms_large_cache_collect(true);
     heap_t *mine = ms_heap_tls;
     if (mine != &ms_heap_empty) {
         drain_remote(mine);
-        released += heap_collect(mine);
+        released += heap_collect(mine, true);
     }
     ms_lock(&pool_lock);
     for (heap_t *heap = pool; heap; heap = heap->pool_next) {
         drain_remote(heap);
-        released += heap_collect(heap);
+        released += heap_collect(heap, true);
     }
     ms_unlock(&pool_lock);
     return released;

@@ -29,7 +29,9 @@ struct heap_s {
     segment_t *segments;                /* this heap's small segments */
     unsigned empty_segments;            /* segments kept mapped with every slice free */
     unsigned empty_spans;               /* listed spans with nothing in use, kept for reuse */
+    unsigned current_emptied;           /* times the span being carved emptied (clock pacing) */
     uint64_t last_collect_ms;
+    uint64_t last_event_ms;             /* last span made or emptied */
     heap_t *all_next;                   /* every heap ever made */
     heap_t *pool_next;                  /* pooled heaps */
 };

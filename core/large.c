@@ -1,6 +1,8 @@
 #include "large.h"
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
+#include "large_cache.h"
 #include "os.h"
 #include "segment.h"
 #include "stats.h"
@@ -16,7 +18,23 @@ static size_t block_offset(size_t alignment) {
     return alignment > MS_SEGMENT_HEADER_SIZE ? alignment : MS_SEGMENT_HEADER_SIZE;
 }
 
-void *ms_large_alloc(size_t size, size_t alignment) {
+static void *take_cached(size_t mapped, size_t size, bool zero) {
+    segment_t *segment = ms_large_cache_take(mapped);
+    if (segment == NULL)
+        return NULL;
+    if (segment->mapped_size > mapped + mapped / 8 &&
+        ms_os_resize_in_place(segment, segment->mapped_size, mapped))
+        segment->mapped_size = mapped;
+    ms_segment_register(segment);
+    ms_stats_add(MS_STAT_large_blocks, 1);
+    ms_stats_add(MS_STAT_large_allocs, 1);
+    ms_stats_add(MS_STAT_large_reused, 1);
+    if (zero) /* its pages are resident and dirty, unlike fresh ones */
+        memset(segment->large_block, 0, size);
+    return segment->large_block;
+}
+
+void *ms_large_alloc(size_t size, size_t alignment, bool zero) {
     size_t offset = block_offset(alignment);
     if (alignment > ((size_t)1 << (MS_ADDRESS_BITS - 2)) ||
         size > (size_t)PTRDIFF_MAX - offset - alignment - MS_SEGMENT_SIZE) {
@@ -24,6 +42,11 @@ void *ms_large_alloc(size_t size, size_t alignment) {
         return NULL;
     }
     size_t mapped = page_round(offset + size);
+    if (offset == MS_SEGMENT_HEADER_SIZE) { /* cached blocks all have this layout */
+        void *block = take_cached(mapped, size, zero);
+        if (block)
+            return block;
+    }
     segment_t *segment = alignment >= MS_SEGMENT_SIZE
                              ? ms_os_map_aligned(mapped, alignment, offset)
                              : ms_os_map_aligned(mapped, MS_SEGMENT_SIZE, 0);
@@ -42,7 +65,11 @@ void *ms_large_alloc(size_t size, size_t alignment) {
 
 void ms_large_free(segment_t *segment) {
     ms_stats_add(MS_STAT_large_blocks, -1);
-    ms_segment_destroy(segment);
+    ms_segment_unregister(segment);
+    if ((char *)segment->large_block - (char *)segment == (ptrdiff_t)MS_SEGMENT_HEADER_SIZE)
+        ms_large_cache_put(segment);
+    else
+        ms_os_unmap(segment, segment->mapped_size);
 }
 
 void *ms_large_resize(segment_t *segment, size_t size) {

@@ -4,10 +4,12 @@
  * the mapping with mremap, so growing a big buffer never copies it. */
 #ifndef MS_LARGE_H
 #define MS_LARGE_H
+#include <stdbool.h>
 #include <stddef.h>
 #include "types.h"
 
-void *ms_large_alloc(size_t size, size_t alignment) MS_HIDDEN;
+/* zero: the caller needs the block zeroed (fresh mappings already are). */
+void *ms_large_alloc(size_t size, size_t alignment, bool zero) MS_HIDDEN;
 void ms_large_free(segment_t *segment) MS_HIDDEN;
 /* Resizes in place or by moving the mapping; NULL with ENOMEM if it can't. */
 void *ms_large_resize(segment_t *segment, size_t size) MS_HIDDEN;

@@ -1,4 +1,5 @@
 #include "segment.h"
+#include <stdbool.h>
 #include "os.h"
 #include "stats.h"
 
@@ -79,6 +80,7 @@ int ms_segment_take_slices(segment_t *segment, unsigned count) {
         return -1;
     unsigned first = (unsigned)__builtin_ctzll(starts);
     segment->used_slices |= run_mask(count) << first;
+    segment->aging_slices &= ~(run_mask(count) << first);
     return (int)first;
 }
 
@@ -88,8 +90,11 @@ void ms_segment_give_slices(segment_t *segment, unsigned first, unsigned count) 
     segment->dirty_slices |= run;
 }
 
-size_t ms_segment_purge(segment_t *segment) {
-    uint64_t dirty = segment->dirty_slices & ~segment->used_slices;
+size_t ms_segment_purge(segment_t *segment, bool everything) {
+    uint64_t chosen = segment->dirty_slices & ~segment->used_slices;
+    if (!everything)
+        chosen &= segment->aging_slices;
+    uint64_t dirty = chosen;
     size_t purged = 0;
     while (dirty) {
         unsigned first = (unsigned)__builtin_ctzll(dirty);
@@ -99,7 +104,8 @@ size_t ms_segment_purge(segment_t *segment) {
         purged += (size_t)count * MS_SLICE_SIZE;
         dirty &= ~(run_mask(count) << first);
     }
-    segment->dirty_slices &= segment->used_slices;
+    segment->dirty_slices &= ~chosen;
+    segment->aging_slices = segment->dirty_slices & ~segment->used_slices;
     return purged;
 }
 

@@ -64,8 +64,15 @@ void ms_segment_give_slices(segment_t *segment, unsigned first, unsigned count) 
 static inline bool ms_segment_is_empty(const segment_t *segment) {
     return segment->used_slices == 1; /* only the header slice */
 }
-/* madvise the free slices whose pages may still be resident; bytes purged. */
-size_t ms_segment_purge(segment_t *segment) MS_HIDDEN;
+/* madvise the free slices whose pages may still be resident: all of them,
+ * or (everything false) those that were already free and resident at the
+ * previous call, so a slice freed a moment ago is not faulted in again
+ * right away. Bytes purged. */
+size_t ms_segment_purge(segment_t *segment, bool everything) MS_HIDDEN;
+/* Every free slice has been free since the previous purge. */
+static inline bool ms_segment_aged(const segment_t *segment) {
+    return ((~segment->used_slices & segment->dirty_slices) & ~segment->aging_slices) == 0;
+}
 
 /* Calls visit(segment, arg) for every segment on the chain, under its lock. */
 void ms_segment_chain_walk(void (*visit)(segment_t *, void *), void *arg) MS_HIDDEN;

@@ -16,10 +16,12 @@
     X(large_blocks, "large blocks live")                                        \
     X(large_allocs, "large blocks allocated")                                   \
     X(large_remaps, "large blocks resized with mremap")                         \
+    X(large_cached, "bytes of freed large blocks kept mapped for reuse")        \
+    X(large_reused, "large blocks served from that cache")                      \
     X(spans_created, "spans carved from segments")                              \
     X(heaps, "thread heaps created")                                            \
     X(heaps_adopted, "heaps taken over from exited threads")                    \
-    X(remote_frees, "blocks freed by a thread that does not own them")
+    X(remote_frees, "blocks freed by another thread, taken back by the owner")
 
 typedef struct {
 #define MS_STATS_FIELD(name, help) uint64_t name;

@@ -79,7 +79,8 @@ typedef struct span_s {
     uint8_t size_class;
     uint8_t slice_count;     /* slices in this span (head only) */
     uint8_t head_delta;      /* slices back to the head; 0 for the head */
-    uint8_t full;            /* unlinked from the partial list: no holes seen */
+    uint8_t full : 1;        /* unlinked from the partial list: no holes seen */
+    uint8_t aged : 1;        /* empty and kept through one collection already */
     uint32_t carved_end;     /* bytes from the span start carved into blocks */
     struct span_s *next, *prev; /* heap's partial list of this class */
 } span_t;
@@ -97,6 +98,7 @@ typedef struct segment_s {
     size_t mapped_size;           /* bytes mapped at the base */
     uint64_t used_slices;         /* bit i: slice i belongs to a span (bit 0: header) */
     uint64_t dirty_slices;        /* bit i: free slice whose pages may be resident */
+    uint64_t aging_slices;        /* bit i: free and resident at the last collection */
     void *large_block;            /* large segments: the one block */
     uint8_t kind;
 } segment_t;

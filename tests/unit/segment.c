@@ -134,7 +134,7 @@ static void test_purge(void) {
         return;
     }
     char *base = (char *)s;
-    CHECK("purge: fresh segment has nothing to purge", ms_segment_purge(s) == 0);
+    CHECK("purge: fresh segment has nothing to purge", ms_segment_purge(s, true) == 0);
     int a = ms_segment_take_slices(s, 4);  /* 1..4 */
     int b = ms_segment_take_slices(s, 2);  /* 5..6 */
     int c = ms_segment_take_slices(s, 1);  /* 7 */
@@ -145,7 +145,7 @@ static void test_purge(void) {
 
     ms_stats_t before, after;
     ms_stats_read(&before);
-    size_t purged = ms_segment_purge(s);
+    size_t purged = ms_segment_purge(s, true);
     ms_stats_read(&after);
     CHECK("purge returns the bytes of the dirty free slices", purged == 5 * MS_SLICE_SIZE);
     CHECK("purge counted in bytes_purged", after.bytes_purged - before.bytes_purged == purged);
@@ -157,20 +157,20 @@ static void test_purge(void) {
                                            base[7 * MS_SLICE_SIZE + 100] == 0);
     CHECK("used slices keep their contents", base[5 * MS_SLICE_SIZE] == 0x5a &&
                                                  base[7 * MS_SLICE_SIZE - 1] == 0x5a);
-    CHECK("second purge has nothing to do", ms_segment_purge(s) == 0);
+    CHECK("second purge has nothing to do", ms_segment_purge(s, true) == 0);
 
     /* A dirty slice taken again before the purge is not purged. */
     ms_segment_give_slices(s, 5, 2);
     CHECK("retake dirty slice", ms_segment_take_slices(s, 1) == 1); /* first fit: 1 (clean) */
     s->used_slices |= bits(5, 1); /* slice 5 back in use while still marked dirty */
     base[5 * MS_SLICE_SIZE] = 0x77;
-    CHECK("only the free dirty slice is purged", ms_segment_purge(s) == MS_SLICE_SIZE);
+    CHECK("only the free dirty slice is purged", ms_segment_purge(s, true) == MS_SLICE_SIZE);
     CHECK("in-use slice untouched by purge", base[5 * MS_SLICE_SIZE] == 0x77);
 
     /* Every slice at once: one run of 63 (the run reaching bit 63). */
     s->used_slices = ALL;
     ms_segment_give_slices(s, 1, 63);
-    CHECK("purge of a whole empty segment", ms_segment_purge(s) == 63 * MS_SLICE_SIZE);
+    CHECK("purge of a whole empty segment", ms_segment_purge(s, true) == 63 * MS_SLICE_SIZE);
     CHECK("header survives the purge", s->kind == SEGMENT_SMALL && s->used_slices == 1);
     ms_segment_destroy(s);
 }

@@ -1,0 +1,22 @@
+/* Recently freed large blocks, kept mapped with their pages resident for a
+ * short while, so a program that frees and allocates big buffers in turn
+ * does not fault every page in again (a 2 MiB block is 512 page faults).
+ * Bounded in count and bytes; an entry older than one collection interval
+ * goes back to the OS at the next collection. A cached block is off the
+ * segment map, so freeing it again is still reported. */
+#ifndef MS_LARGE_CACHE_H
+#define MS_LARGE_CACHE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "types.h"
+
+/* Keeps segment (already unregistered), or unmaps it if it does not fit. */
+void ms_large_cache_put(segment_t *segment) MS_HIDDEN;
+/* The smallest cached segment mapping at least `mapped` bytes and not much
+ * more, taken out of the cache; NULL if none fits. */
+segment_t *ms_large_cache_take(size_t mapped) MS_HIDDEN;
+/* Unmaps the entries that have waited a collection interval (all of them
+ * if `all`); bytes released. */
+size_t ms_large_cache_collect(bool all) MS_HIDDEN;
+
+#endif
