@@ -30,16 +30,23 @@ static heap_t *pool, *all_heaps;
 #define RETAIN_EMPTY_MAX 16
 #define COLLECT_INTERVAL_MS 100
 
+/* The direct[] entries of each class: [first, end), filled once from the
+ * class table (under pool_lock, before any heap exists). */
+static uint8_t direct_first[MS_CLASS_COUNT], direct_end[MS_CLASS_COUNT];
+
+static void direct_ranges_init(void) {
+    for (unsigned i = MS_DIRECT_COUNT; i-- > 0;) {
+        unsigned c = ms_class_table[i];
+        direct_first[c] = (uint8_t)i;
+        if (direct_end[c] == 0)
+            direct_end[c] = (uint8_t)(i + 1);
+    }
+}
+
 static void set_alloc_span(heap_t *heap, unsigned size_class, span_t *span) {
     heap->alloc_span[size_class] = span;
-    if (ms_size_class_size(size_class) > MS_DIRECT_MAX)
-        return;
-    /* Direct entries of this class: sizes (previous class size, class size]. */
-    size_t low = size_class ? ms_size_class_size(size_class - 1) : 0;
-    for (size_t i = (low + 16) / 16; i <= ms_size_class_size(size_class) / 16; i++)
+    for (unsigned i = direct_first[size_class]; i < direct_end[size_class]; i++)
         heap->direct[i] = span;
-    if (size_class == 0)
-        heap->direct[0] = span;
 }
 
 static uintptr_t heap_owner(const heap_t *heap) {
@@ -283,16 +290,16 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
                 continue;
             span->full = 1; /* every block is out: free() will relist it */
             span->local_key = 0;
-            set_alloc_span(heap, size_class, &ms_span_empty);
         }
         span = heap->partial[size_class];
         if (span) {
             partial_remove(heap, span);
             heap->empty_spans -= span->used == 0;
             span->aged = 0;
-        }
-        else if ((span = span_new(heap, size_class)) == NULL)
+        } else if ((span = span_new(heap, size_class)) == NULL) {
+            set_alloc_span(heap, size_class, &ms_span_empty); /* never a full span */
             return NULL;
+        }
         set_alloc_span(heap, size_class, span);
     }
 }
@@ -361,6 +368,10 @@ heap_t *ms_heap_acquire(void) {
     }
     ms_unlock(&pool_lock);
     if (heap == NULL) {
+        ms_lock(&pool_lock);
+        if (all_heaps == NULL && direct_end[0] == 0)
+            direct_ranges_init();
+        ms_unlock(&pool_lock);
         size_t size = (sizeof(heap_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1);
         heap = ms_os_map(size);
         if (heap == NULL)
