@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "../harness.h"
+#include "../pattern.h"
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -31,44 +32,6 @@
 #include <unistd.h>
 
 #define ODD_ERRNO 12345
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-/* word access without memcpy (the tests build with -fno-builtin) */
-typedef uint64_t __attribute__((may_alias, aligned(1))) u64_any;
-
-static void fill(unsigned char *p, size_t n, uint64_t tag)
-{
-    uint64_t base = mix(tag);
-    size_t j;
-    for (j = 0; j + 8 <= n; j += 8)
-        *(u64_any *)(p + j) = base ^ (j * 0x9E3779B97F4A7C15ULL);
-    uint64_t v = base ^ (j * 0x9E3779B97F4A7C15ULL);
-    for (; j < n; j++)
-        p[j] = (unsigned char)(v >> (8 * (j & 7)));
-}
-
-static int intact(const unsigned char *p, size_t n, uint64_t tag)
-{
-    uint64_t base = mix(tag);
-    size_t j;
-    for (j = 0; j + 8 <= n; j += 8)
-        if (*(const u64_any *)(p + j) != (base ^ (j * 0x9E3779B97F4A7C15ULL)))
-            return 0;
-    uint64_t v = base ^ (j * 0x9E3779B97F4A7C15ULL);
-    for (; j < n; j++)
-        if (p[j] != (unsigned char)(v >> (8 * (j & 7))))
-            return 0;
-    return 1;
-}
 
 /* free p with errno set to v; returns 1 if errno is still v afterwards */
 static int free_keeps(void *p, int v)

@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "../harness.h"
+#include "../pattern.h"
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -66,58 +67,6 @@ static int reports;
 static uint64_t phase_mismatch, phase_overlap, phase_blocks;
 static volatile int phase_done;
 
-static uint64_t rnd(uint64_t *s)
-{ /* xorshift64* */
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-#define GOLDEN 0x9E3779B97F4A7C15ULL
-
-static void fill(unsigned char *p, size_t n, uint64_t tag)
-{
-    uint64_t base = mix(tag), *w = (uint64_t *)p;
-    size_t words = n / 8, j;
-    for (j = 0; j < words; j++)
-        w[j] = base ^ (j * GOLDEN);
-    uint64_t last = base ^ (words * GOLDEN);
-    for (size_t k = words * 8; k < n; k++)
-        p[k] = (unsigned char)(last >> (8 * (k & 7)));
-}
-
-/* returns the offset of the first wrong byte, or -1 */
-static long check(const unsigned char *p, size_t n, uint64_t tag)
-{
-    uint64_t base = mix(tag);
-    const uint64_t *w = (const uint64_t *)p;
-    size_t words = n / 8, j;
-    for (j = 0; j < words; j++)
-        if (w[j] != (base ^ (j * GOLDEN)))
-            for (size_t k = 0; k < 8; k++)
-                if (p[j * 8 + k] !=
-                    (unsigned char)((base ^ (j * GOLDEN)) >> (8 * k)))
-                    return (long)(j * 8 + k);
-    uint64_t last = base ^ (words * GOLDEN);
-    for (size_t k = words * 8; k < n; k++)
-        if (p[k] != (unsigned char)(last >> (8 * (k & 7))))
-            return (long)k;
-    return -1;
-}
-
 static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void report(const char *fmt, ...)
 {
@@ -135,7 +84,7 @@ static void report(const char *fmt, ...)
 
 static int verify_blk(thr_t *t, const blk_t *b, size_t n, const char *when)
 {
-    long off = check(b->p, n, b->tag);
+    long off = pattern_first_bad(b->p, n, b->tag);
     if (off >= 0) {
         t->st.mismatch++;
         report("thread %d, %s: block %p size %zu (made by thread %d, tag "
@@ -295,7 +244,7 @@ static void phase_check(void)
             blk_t *b = &thr[i].local[k];
             if (!b->p)
                 continue;
-            if (check(b->p, b->size, b->tag) >= 0) {
+            if (pattern_first_bad(b->p, b->size, b->tag) >= 0) {
                 phase_mismatch++;
                 report("phase check: block %p size %zu held by thread %d "
                        "(made by %d) corrupted",
@@ -307,7 +256,7 @@ static void phase_check(void)
         blk_t *b = &shared_slots[k];
         if (!b->p)
             continue;
-        if (check(b->p, b->size, b->tag) >= 0) {
+        if (pattern_first_bad(b->p, b->size, b->tag) >= 0) {
             phase_mismatch++;
             report("phase check: shared block %p size %zu (made by %d) "
                    "corrupted",
