@@ -59,9 +59,11 @@ EXPORT void *calloc(size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
+    if (total > MS_SMALL_MAX && !ms_guard_active())
+        return ms_calloc_large(total);
     void *p = malloc(total);
-    /* Large blocks and the bootstrap arena are fresh pages: already zero. */
-    if (p && total <= MS_SMALL_MAX && !ms_bootstrap_owns(p))
+    /* The bootstrap arena is never reused, so still zero. */
+    if (p && !ms_bootstrap_owns(p))
         memset(p, 0, total);
     return p;
 }
