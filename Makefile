@@ -16,7 +16,7 @@ INTERPOSE_SRC = $(wildcard interpose/*.c)
 CORE_OBJ = $(CORE_SRC:%.c=$(B)/%.o)
 LIB_OBJ  = $(CORE_OBJ) $(INTERPOSE_SRC:%.c=$(B)/%.o)
 
-.PHONY: all test bench bench-quick deps clean help
+.PHONY: all test bench bench-instr deps clean help
 all: libmspace.so
 
 libmspace.so: $(LIB_OBJ)
@@ -37,7 +37,7 @@ $(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) tests/harness.h
 # Everything else in tests/ is a plain malloc/free program run under LD_PRELOAD.
 PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c)
 PROG_BIN = $(PROG_SRC:tests/%.c=$(B)/tests/%)
-$(B)/tests/%: tests/%.c tests/harness.h
+$(B)/tests/%: tests/%.c tests/harness.h tests/pattern.h
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -pthread -o $@ $<
 CXX_SRC = $(wildcard tests/api/*.cc)
@@ -54,6 +54,10 @@ bench: libmspace.so
 	@scripts/deps.sh --check-bench
 	@scripts/bench.sh $(if $(QUICK),--quick)
 
+bench-instr: libmspace.so
+	@scripts/deps.sh --check-bench
+	@scripts/bench.sh --instr
+
 deps:
 	@scripts/deps.sh --install
 
@@ -63,7 +67,8 @@ clean:
 help:
 	@echo "make          build libmspace.so"
 	@echo "make test     build and run every test (ends with 'N passed, N failed')"
-	@echo "make bench    compare mspace with glibc and jemalloc (QUICK=1 for a short run)"
+	@echo "make bench    compare mspace with glibc, jemalloc, tcmalloc, mimalloc (QUICK=1 for a short run)"
+	@echo "make bench-instr  instructions per malloc and per free under callgrind"
 	@echo "make deps     install the Debian packages the tests and benchmarks use"
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
