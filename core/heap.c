@@ -181,6 +181,7 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
     }
     if (first < 0 && heap->empty_spans) {
         retire_empty_spans(heap, true);
+        heap->empty_spans = 0; /* the count is a hint: never let it loop us */
         return span_new(heap, size_class);
     }
     if (first < 0) {
