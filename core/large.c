@@ -84,13 +84,21 @@ void *ms_large_resize(segment_t *segment, size_t size) {
     if (mapped <= old_mapped && old_mapped - mapped <= old_mapped / 8)
         return segment->large_block;
     ms_stats_add(MS_STAT_large_remaps, 1);
+    /* A buffer that grows a little at a time would cost a system call per
+     * step: grow by an eighth more than asked. The extra is address space
+     * only until the program writes there. */
+    if (mapped > old_mapped) {
+        size_t roomy = mapped + page_round(mapped / 8);
+        if (ms_os_resize_in_place(segment, old_mapped, roomy)) {
+            segment->mapped_size = roomy;
+            return segment->large_block;
+        }
+    }
     if (ms_os_resize_in_place(segment, old_mapped, mapped)) {
         segment->mapped_size = mapped;
         return segment->large_block;
     }
-    /* Moving costs several system calls; leave room for the next steps of
-     * a buffer that grows a little at a time. */
-    if (mapped > old_mapped)
+    if (mapped > old_mapped) /* moving costs several system calls: room too */
         mapped += page_round(mapped / 8);
     ms_segment_unregister(segment);
     segment_t *moved = ms_os_move_aligned(segment, old_mapped, mapped, MS_SEGMENT_SIZE);
