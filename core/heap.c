@@ -454,7 +454,7 @@ void ms_heap_walk(void (*visit)(heap_t *, void *), void *arg) {
 
 /* ---- fork ---- */
 
-static bool locked_for_fork[2];
+static bool locked_for_fork[3];
 
 static void lock_for_fork(ms_lock_t *lock, bool *taken) {
     /* A signal handler that forks may have interrupted this very thread
@@ -467,9 +467,12 @@ static void lock_for_fork(ms_lock_t *lock, bool *taken) {
 void ms_heap_fork_prepare(void) {
     lock_for_fork(&pool_lock, &locked_for_fork[0]);
     lock_for_fork(&ms_segment_chain_lock, &locked_for_fork[1]);
+    lock_for_fork(&ms_large_cache_lock, &locked_for_fork[2]);
 }
 
 void ms_heap_fork_parent(void) {
+    if (locked_for_fork[2])
+        ms_unlock(&ms_large_cache_lock);
     if (locked_for_fork[1])
         ms_unlock(&ms_segment_chain_lock);
     if (locked_for_fork[0])
@@ -477,6 +480,7 @@ void ms_heap_fork_parent(void) {
 }
 
 void ms_heap_fork_child(void) {
+    ms_lock_reset(&ms_large_cache_lock);
     ms_lock_reset(&ms_segment_chain_lock);
     ms_lock_reset(&pool_lock);
     /* Only the forking thread exists here; every other owned heap is an

@@ -12,7 +12,7 @@ typedef struct {
     uint64_t since_ms;
 } entry_t;
 
-static ms_lock_t lock = MS_LOCK_INIT;
+ms_lock_t ms_large_cache_lock = MS_LOCK_INIT;
 static entry_t entries[ENTRIES];
 static unsigned count;
 static size_t bytes;
@@ -39,7 +39,7 @@ void ms_large_cache_put(segment_t *segment) {
     segment_t *victims[ENTRIES];
     unsigned n = 0;
     uint64_t now = ms_host_now_ms();
-    ms_lock(&lock);
+    ms_lock(&ms_large_cache_lock);
     /* Make room by dropping the oldest entries. */
     while (count == ENTRIES || bytes + size > BYTES_MAX) {
         unsigned oldest = 0;
@@ -50,14 +50,14 @@ void ms_large_cache_put(segment_t *segment) {
     }
     entries[count++] = (entry_t){segment, now};
     bytes += size;
-    ms_unlock(&lock);
+    ms_unlock(&ms_large_cache_lock);
     ms_stats_add(MS_STAT_large_cached, (int64_t)size);
     unmap_all(victims, n); /* no system call under the lock */
 }
 
 segment_t *ms_large_cache_take(size_t mapped) {
     segment_t *found = NULL;
-    ms_lock(&lock);
+    ms_lock(&ms_large_cache_lock);
     unsigned best = ENTRIES;
     for (unsigned i = 0; i < count; i++) {
         size_t size = entries[i].segment->mapped_size;
@@ -69,7 +69,7 @@ segment_t *ms_large_cache_take(size_t mapped) {
     }
     if (best < ENTRIES)
         remove_at(best, &found);
-    ms_unlock(&lock);
+    ms_unlock(&ms_large_cache_lock);
     if (found)
         ms_stats_add(MS_STAT_large_cached, -(int64_t)found->mapped_size);
     return found;
@@ -80,7 +80,7 @@ size_t ms_large_cache_collect(bool all) {
     unsigned n = 0;
     size_t released = 0;
     uint64_t now = ms_host_now_ms();
-    ms_lock(&lock);
+    ms_lock(&ms_large_cache_lock);
     for (unsigned i = 0; i < count;) {
         if (all || now - entries[i].since_ms >= KEEP_MS) {
             released += entries[i].segment->mapped_size;
@@ -89,7 +89,7 @@ size_t ms_large_cache_collect(bool all) {
             i++;
         }
     }
-    ms_unlock(&lock);
+    ms_unlock(&ms_large_cache_lock);
     unmap_all(victims, n);
     return released;
 }

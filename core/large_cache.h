@@ -8,6 +8,7 @@
 #define MS_LARGE_CACHE_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "host.h"
 #include "types.h"
 
 /* Keeps segment (already unregistered), or unmaps it if it does not fit. */
@@ -18,5 +19,7 @@ segment_t *ms_large_cache_take(size_t mapped) MS_HIDDEN;
 /* Unmaps the entries that have waited a collection interval (all of them
  * if `all`); bytes released. */
 size_t ms_large_cache_collect(bool all) MS_HIDDEN;
+/* Held across fork() with the other core locks (heap.c). */
+extern ms_lock_t ms_large_cache_lock MS_HIDDEN;
 
 #endif

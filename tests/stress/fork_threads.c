@@ -71,6 +71,26 @@ static size_t bg_size(uint64_t *s)
     return (1u << 20) + rnd(s) % (1u << 20);
 }
 
+/* Large blocks freed and allocated back to back keep the allocator's
+ * large-block bookkeeping (its cache and its lock) busy while main forks,
+ * so a lock not handled across fork() shows up as a hung child. */
+static atomic_long large_ops;
+static void *large_thread(void *arg)
+{
+    (void)arg;
+    uint64_t s = mix(seed ^ 0x1a26e) | 1;
+    while (!atomic_load_explicit(&stop_bg, memory_order_relaxed)) {
+        size_t n = (1u << 20) + rnd(&s) % (1u << 20);
+        unsigned char *p = malloc(n);
+        if (p) {
+            p[0] = p[n - 1] = 1;
+            free(p);
+        }
+        atomic_fetch_add_explicit(&large_ops, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
 static void *bg_thread(void *arg)
 {
     long id = (long)arg;
@@ -386,7 +406,9 @@ int main(int argc, char **argv)
     for (long i = 0; i < NBG; i++)
         if (pthread_create(&bg[i], NULL, bg_thread, (void *)i) == 0)
             bg_started++;
-    CHECK("background threads created", bg_started == NBG);
+    pthread_t large;
+    CHECK("background threads created",
+          bg_started == NBG && pthread_create(&large, NULL, large_thread, NULL) == 0);
     if (bg_started != NBG)
         return TEST_DONE();
 
@@ -471,6 +493,8 @@ int main(int argc, char **argv)
     atomic_store(&stop_bg, 1);
     for (int i = 0; i < NBG; i++)
         pthread_join(bg[i], NULL);
+    pthread_join(large, NULL);
+    CHECK("the large-block thread ran during the forks", atomic_load(&large_ops) > 100);
     int parent_bad = 0;
     for (int i = 0; i < NPARENT; i++) {
         if (!intact(parent_blk[i].p, parent_blk[i].size, parent_blk[i].tag))
