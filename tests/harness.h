@@ -5,6 +5,7 @@
 #define MSPACE_TEST_HARNESS_H
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int harness_passed, harness_failed;
 static const char *harness_program = "test";
@@ -26,5 +27,20 @@ static const char *harness_program = "test";
     (printf("%s: %d passed, %d failed\n", harness_program, harness_passed, \
             harness_failed),                                               \
      fflush(stdout), harness_failed ? 1 : 0)
+
+/* For a watchdog thread: the test has run `seconds` without finishing.
+ * Writes its FAIL line (where: what it was doing) and the summary with one
+ * more failure straight to the descriptors, since the hung threads may hold
+ * stdio's locks, and exits. */
+static inline void harness_hung(int seconds, const char *where) {
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "FAIL %s: watchdog: not finished after %d s (%s) - hang?\n",
+                     harness_program, seconds, where);
+    write(2, buf, (size_t)n);
+    n = snprintf(buf, sizeof buf, "%s: %d passed, %d failed\n", harness_program, harness_passed,
+                 harness_failed + 1);
+    write(1, buf, (size_t)n);
+    _exit(1);
+}
 
 #endif

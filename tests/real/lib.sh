@@ -169,6 +169,19 @@ check_stats() {
     fi
 }
 
+# compressible_input FILE: ~57 MB of deterministic, compressible text lines
+# (the same bytes every run), for the compressor tests.
+compressible_input() {
+    awk 'BEGIN {
+        x = 31337
+        for (i = 0; i < 1100000; i++) {
+            x = (x * 16807) % 2147483647
+            printf "%07d %s %d %08x %s\n", i, substr("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor", 1 + x % 40, 10 + x % 30), x % 100000, x, (x % 5 ? "ok" : "retry")
+        }
+    }' >"$1"
+    echo "  input: $(wc -c <"$1") bytes"
+}
+
 same_file() {
     local desc=$1
     if [ ! -f "$2" ] || [ ! -f "$3" ]; then

@@ -10,14 +10,7 @@ real_begin xz "$@"
 need xz awk || real_end
 
 IN=$REAL_TMP/input.txt
-awk 'BEGIN {
-    x = 31337
-    for (i = 0; i < 1100000; i++) {
-        x = (x * 16807) % 2147483647
-        printf "%07d %s %d %08x %s\n", i, substr("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor", 1 + x % 40, 10 + x % 30), x % 100000, x, (x % 5 ? "ok" : "retry")
-    }
-}' >"$IN"
-echo "  input: $(wc -c <"$IN") bytes"
+compressible_input "$IN"
 
 both compress xz -T2 -1 -c "$IN"
 both decompress xz -T2 -dc "$REAL_TMP/@MODE@/compress.out"
