@@ -43,10 +43,25 @@ static void direct_ranges_init(void) {
     }
 }
 
+/* Set once, before the first heap, when every call must be observed
+ * (ms_heap_observe_every_call): direct[] then always holds ms_span_empty and
+ * no span has a local_key, so both fast paths decline everything and no
+ * test is added to them. */
+static bool observe_every_call;
+
+void ms_heap_observe_every_call(void) { observe_every_call = true; }
+
 static void set_alloc_span(heap_t *heap, unsigned size_class, span_t *span) {
     heap->alloc_span[size_class] = span;
+    span_t *direct = observe_every_call ? &ms_span_empty : span;
     for (unsigned i = direct_first[size_class]; i < direct_end[size_class]; i++)
-        heap->direct[i] = span;
+        heap->direct[i] = direct;
+}
+
+/* The local_key of the owner's listed spans: what free's fast path compares
+ * with the calling thread. */
+static uintptr_t fast_free_key(const heap_t *heap) {
+    return observe_every_call ? 0 : heap->thread_id;
 }
 
 static uintptr_t heap_owner(const heap_t *heap) {
@@ -196,7 +211,7 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
         segment_push_back(heap, segment);
     }
     span_t *span = ms_span_init(segment, (unsigned)first, count, size_class);
-    span->local_key = heap->thread_id;
+    span->local_key = fast_free_key(heap);
     note_span_event(heap);
     return span;
 }
@@ -246,7 +261,7 @@ static void span_take_back(heap_t *heap, segment_t *segment, span_t *span, block
     span->free = block;
     if (span->full) {
         span->full = 0;
-        span->local_key = heap->thread_id;
+        span->local_key = fast_free_key(heap);
         partial_push(heap, span);
     }
     if (--span->used == 0)
@@ -346,7 +361,8 @@ void ms_heap_free(segment_t *segment, span_t *span, block_t *block) {
 
 /* ---- acquire, release, pool ---- */
 
-static void set_local_keys(heap_t *heap, uintptr_t key) {
+static void set_local_keys(heap_t *heap) {
+    uintptr_t key = fast_free_key(heap);
     for (segment_t *segment = heap->segments; segment; segment = segment->heap_next)
         for (unsigned i = 1; i < MS_SLICES_PER_SEGMENT; i++) {
             span_t *span = &segment->spans[i];
@@ -364,7 +380,7 @@ heap_t *ms_heap_acquire(void) {
         heap->pool_next = NULL;
         __atomic_store_n(&heap->thread_id, self, __ATOMIC_RELAXED);
         atomic_store(&heap->abandoned, 0);
-        set_local_keys(heap, self);
+        set_local_keys(heap);
         ms_stats_add(MS_STAT_heaps_adopted, 1);
     }
     ms_unlock(&pool_lock);
@@ -410,7 +426,7 @@ static void drop_alloc_spans(heap_t *heap) {
 static void pool_locked(heap_t *heap) {
     __atomic_store_n(&heap->thread_id, 0, __ATOMIC_RELAXED);
     atomic_store_explicit(&heap->abandoned, 1, memory_order_seq_cst);
-    set_local_keys(heap, 0);
+    set_local_keys(heap);
     heap->pool_next = pool;
     pool = heap;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include "segment.h"
 #include "size_class.h"
+#include "stats.h"
 #include "types.h"
 
 /* malloc's fast path indexes direct[] by (size + 15) / 16 for sizes up to
@@ -34,6 +35,7 @@ struct heap_s {
     uint64_t last_event_ms;             /* last span made or emptied */
     heap_t *all_next;                   /* every heap ever made */
     heap_t *pool_next;                  /* pooled heaps */
+    uint64_t calls[MS_CALL_COUNT];      /* see MS_CALLS_LIST; written by the owner only */
 };
 
 /* The heap of threads that have none yet: every alloc_span is ms_span_empty,
@@ -63,6 +65,11 @@ size_t ms_heap_trim_all(void) MS_HIDDEN;
 void ms_heap_fork_prepare(void) MS_HIDDEN;
 void ms_heap_fork_parent(void) MS_HIDDEN;
 void ms_heap_fork_child(void) MS_HIDDEN;
+
+/* From now on malloc's and free's fast paths decline every call, so the
+ * slow paths see (and can count, sample or record) each one. Call before
+ * the first heap is made; there is no way back. */
+void ms_heap_observe_every_call(void) MS_HIDDEN;
 
 /* Calls visit(heap, arg) for every heap, under the pool lock. */
 void ms_heap_walk(void (*visit)(heap_t *, void *), void *arg) MS_HIDDEN;

@@ -23,6 +23,23 @@
     X(heaps_adopted, "heaps taken over from exited threads")                    \
     X(remote_frees, "blocks freed by another thread, taken back by the owner")
 
+/* Calls to the allocation API, counted only while every call is observed
+ * (interpose/observe.c); each heap keeps its own (heap_t.calls) so counting
+ * threads share no cache line. "malloc" is every call that returns a new
+ * block (calloc, memalign, operator new...), "realloc" every realloc of a
+ * live block to a non-zero size. */
+#define MS_CALLS_LIST(X)                                                        \
+    X(malloc, "blocks allocated by any entry point")                           \
+    X(free, "blocks freed")                                                    \
+    X(realloc, "blocks resized by realloc")
+
+enum ms_call {
+#define MS_CALLS_ENUM(name, help) MS_CALL_##name,
+    MS_CALLS_LIST(MS_CALLS_ENUM)
+#undef MS_CALLS_ENUM
+    MS_CALL_COUNT
+};
+
 typedef struct {
 #define MS_STATS_FIELD(name, help) uint64_t name;
     MS_STATS_LIST(MS_STATS_FIELD)

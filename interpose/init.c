@@ -12,6 +12,7 @@
 #include "../core/stats.h"
 #include "../core/text.h"
 #include "guard.h"
+#include "observe.h"
 
 extern char **environ;
 
@@ -31,6 +32,7 @@ static void init_process(void) {
     ms_lock(&init_lock);
     if (!atomic_load_explicit(&initialised, memory_order_relaxed)) {
         ms_options_load(environ, getauxval(AT_SECURE) != 0);
+        ms_observe_init();
         pthread_key_create(&thread_key, thread_exit);
         ms_fork_install(); /* may allocate: served by the bootstrap arena */
         atomic_store_explicit(&initialised, true, memory_order_release);
@@ -77,9 +79,11 @@ __attribute__((destructor)) static void report_at_exit(void) {
         int fd = open(name.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd >= 0) {
             ms_stats_write(fd);
+            ms_observe_write_calls(fd);
             close(fd);
         }
     } else if (ms_option_number(MS_OPTION_STATS)) {
         ms_stats_write(2);
+        ms_observe_write_calls(2);
     }
 }

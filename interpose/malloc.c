@@ -17,6 +17,7 @@
 #include "bootstrap.h"
 #include "guard.h"
 #include "init.h"
+#include "observe.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -28,6 +29,8 @@ static MS_NOINLINE void *alloc_slow(size_t size, size_t alignment) {
     if (heap == NULL)
         return NULL;
     void *p = ms_alloc(heap, size, alignment);
+    if (MS_UNLIKELY(ms_observing) && p)
+        ms_observe_alloc(p, size);
     ms_heap_return(heap, temporary);
     return p;
 }
@@ -36,6 +39,8 @@ static MS_NOINLINE void free_slow(void *p, const char *caller) {
     if (p == NULL || ms_bootstrap_owns(p))
         return;
     int saved_errno = errno;
+    if (MS_UNLIKELY(ms_observing))
+        ms_observe_free(p);
     ms_free(p, caller);
     errno = saved_errno;
 }
@@ -59,8 +64,12 @@ EXPORT void *calloc(size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    if (total > MS_SMALL_MAX && !ms_guard_active())
-        return ms_calloc_large(total);
+    if (total > MS_SMALL_MAX && !ms_guard_active()) {
+        void *p = ms_calloc_large(total);
+        if (MS_UNLIKELY(ms_observing) && p)
+            ms_observe_alloc(p, total);
+        return p;
+    }
     void *p = malloc(total);
     /* The bootstrap arena is never reused, so still zero. */
     if (p && !ms_bootstrap_owns(p))
@@ -89,6 +98,8 @@ EXPORT void *realloc(void *p, size_t size) {
     if (heap == NULL)
         return NULL;
     void *q = ms_realloc(heap, p, size);
+    if (MS_UNLIKELY(ms_observing) && q)
+        ms_observe_realloc(p, q, size);
     ms_heap_return(heap, temporary);
     return q;
 }
