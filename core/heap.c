@@ -389,8 +389,7 @@ heap_t *ms_heap_acquire(void) {
         if (all_heaps == NULL && direct_end[0] == 0)
             direct_ranges_init();
         ms_unlock(&pool_lock);
-        size_t size = (sizeof(heap_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1);
-        heap = ms_os_map(size);
+        heap = ms_os_map(MS_HEAP_MAPPED_SIZE);
         if (heap == NULL)
             return NULL;
         for (unsigned c = 0; c < MS_CLASS_COUNT; c++)

@@ -38,6 +38,9 @@ struct heap_s {
     uint64_t calls[MS_CALL_COUNT];      /* see MS_CALLS_LIST; written by the owner only */
 };
 
+/* Each heap is mapped on its own, whole pages; heaps are never unmapped. */
+#define MS_HEAP_MAPPED_SIZE ((sizeof(heap_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1))
+
 /* The heap of threads that have none yet: every alloc_span is ms_span_empty,
  * so the first malloc takes the slow path without a separate test. */
 extern heap_t ms_heap_empty MS_HIDDEN;

@@ -2,6 +2,7 @@
  * messages to stderr and the fatal-error exit. */
 #define _GNU_SOURCE
 #include "host.h"
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -63,4 +64,20 @@ void ms_host_fatal(const char *function, const char *problem, const void *addres
     ms_text_str(&t, "\n");
     ms_host_write(2, t.buf, t.len);
     abort();
+}
+
+bool ms_host_physical_address(const void *p, uint64_t *out) {
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    uint64_t entry = 0;
+    off_t at = (off_t)((uintptr_t)p / MS_OS_PAGE * sizeof entry);
+    ssize_t n = pread(fd, &entry, sizeof entry, at);
+    close(fd);
+    /* Bit 63: present; bits 0-54: the page frame number. */
+    uint64_t frame = entry & (((uint64_t)1 << 55) - 1);
+    if (n != (ssize_t)sizeof entry || !(entry >> 63) || frame == 0)
+        return false;
+    *out = frame * MS_OS_PAGE + (uintptr_t)p % MS_OS_PAGE;
+    return true;
 }

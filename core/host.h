@@ -4,6 +4,7 @@
 #ifndef MS_HOST_H
 #define MS_HOST_H
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "types.h"
 
@@ -57,5 +58,10 @@ __attribute__((noreturn, cold)) void ms_host_fatal(const char *function, const c
 
 /* Writes a message to stderr (or fd) without allocating. */
 void ms_host_write(int fd, const char *text, size_t length) MS_HIDDEN;
+
+/* The physical address backing p, from /proc/self/pagemap; false when the
+ * page is not resident (never touched, purged, swapped out) or the kernel
+ * hides frame numbers (readers without CAP_SYS_ADMIN see zeros). */
+bool ms_host_physical_address(const void *p, uint64_t *out) MS_HIDDEN;
 
 #endif

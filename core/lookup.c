@@ -1,0 +1,121 @@
+/* Under the chain lock a segment on the map stays mapped (it is taken off
+ * the chain, under that lock, before it is unmapped), so reading its header
+ * and the second word of its blocks is safe whatever other threads do; a
+ * purged slice reads as zero.
+ *
+ * A block is a hole when its second word holds its span's freed mark. For
+ * the caller's own heap that is confirmed by finding the block on the
+ * span's free list or the heap's remote list (exact): only the owner pops
+ * from them, so the walk cannot race. Other heaps' lists change under our
+ * feet, so there the mark alone decides; a live block whose second word
+ * happens to equal the mark would be misreported, and no program has a
+ * reason to store a pointer into allocator metadata. */
+#include "lookup.h"
+#include "heap.h"
+#include "segment.h"
+#include "size_class.h"
+#include "span.h"
+
+/* Remote lists can be long; stop before a corrupted one loops us. */
+#define REMOTE_WALK_MAX (1u << 20)
+
+static bool in_span_block(const span_t *span, uintptr_t start, uintptr_t carved_end,
+                          const block_t *b) {
+    uintptr_t a = (uintptr_t)b;
+    return a >= start && a < carved_end && (a - start) % span->block_size == 0;
+}
+
+static bool on_own_lists(heap_t *heap, segment_t *segment, span_t *span, const block_t *block) {
+    uintptr_t start = (uintptr_t)ms_span_start(segment, span);
+    uintptr_t carved_end = start + span->carved_end;
+    size_t capacity = (size_t)span->slice_count * MS_SLICE_SIZE / span->block_size;
+    const block_t *b = span->free;
+    for (size_t n = 0; b && n <= capacity && in_span_block(span, start, carved_end, b); n++) {
+        if (b == block)
+            return true;
+        b = b->next;
+    }
+    b = atomic_load_explicit(&heap->remote_free, memory_order_acquire);
+    for (unsigned n = 0; b && n < REMOTE_WALK_MAX && ms_segment_of(b) != NULL; n++) {
+        if (b == block)
+            return true;
+        b = b->next;
+    }
+    return false;
+}
+
+static void lookup_small(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
+    span_t *slice = ms_segment_slice_of(segment, (const void *)a);
+    if (slice == &segment->spans[0]) {
+        out->state = MS_LOOKUP_METADATA;
+        return;
+    }
+    span_t *span = ms_span_head(slice);
+    if (span == NULL) {
+        out->state = MS_LOOKUP_UNCARVED;
+        return;
+    }
+    uintptr_t start = (uintptr_t)ms_span_start(segment, span);
+    size_t size = span->block_size, bytes = (size_t)span->slice_count * MS_SLICE_SIZE;
+    size_t k = (a - start) / size;
+    if ((k + 1) * size > bytes) { /* the tail no block fits in */
+        out->state = MS_LOOKUP_UNCARVED;
+        return;
+    }
+    out->block = start + k * size;
+    out->block_size = size;
+    out->size_class = span->size_class;
+    if ((k + 1) * size > span->carved_end) {
+        out->state = MS_LOOKUP_UNCARVED;
+        return;
+    }
+    block_t *block = (block_t *)out->block;
+    bool marked = __atomic_load_n(&block->freed_mark, __ATOMIC_RELAXED) == (uintptr_t)span;
+    heap_t *mine = ms_heap_tls;
+    out->exact = segment->heap == mine && mine != &ms_heap_empty;
+    if (marked && out->exact)
+        marked = on_own_lists(mine, segment, span, block);
+    out->state = marked ? MS_LOOKUP_FREE : MS_LOOKUP_IN_USE;
+}
+
+static void lookup_large(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
+    uintptr_t block = (uintptr_t)segment->large_block;
+    out->large = true;
+    out->exact = true;
+    if (a < block) {
+        out->state = MS_LOOKUP_METADATA;
+        return;
+    }
+    out->state = MS_LOOKUP_IN_USE;
+    out->block = block;
+    out->block_size = out->region + out->region_size - block;
+}
+
+typedef struct {
+    uintptr_t address;
+    ms_lookup_t *out;
+} search_t;
+
+/* The segment map would find a small segment at once, but only a large
+ * block's first 4 MiB are on it, and the walk holds the chain lock while
+ * the segment is read (see the top of this file). */
+static void search_segment(segment_t *segment, void *arg) {
+    search_t *search = arg;
+    uintptr_t base = (uintptr_t)segment, a = search->address;
+    size_t size = segment->mapped_size;
+    if (a - base >= size)
+        return;
+    search->out->region = base;
+    search->out->region_size = size;
+    if (segment->kind == SEGMENT_LARGE)
+        lookup_large(segment, a, search->out);
+    else
+        lookup_small(segment, a, search->out);
+}
+
+bool ms_lookup(const void *p, ms_lookup_t *out) {
+    *out = (ms_lookup_t){.state = MS_LOOKUP_FOREIGN, .size_class = -1};
+    search_t search = {(uintptr_t)p, out};
+    ms_segment_chain_walk(search_segment, &search);
+    return out->state != MS_LOOKUP_FOREIGN;
+}
