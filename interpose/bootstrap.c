@@ -36,3 +36,30 @@ bool ms_bootstrap_owns(const void *p) {
 }
 
 size_t ms_bootstrap_usable(const void *p) { return *(const size_t *)((const char *)p - HEADER); }
+
+/* Blocks lie in address order, each after its size word; the padding that
+ * alignment leaves before a size word was never written, so it reads zero.
+ * A zero-size block looks like padding, and nothing can point into it. */
+bool ms_bootstrap_find(const void *p, void **block, size_t *usable) {
+    uintptr_t target = (uintptr_t)p - (uintptr_t)arena;
+    size_t used = atomic_load_explicit(&arena_used, memory_order_acquire);
+    if (target >= used)
+        return false;
+    for (size_t at = 0; at + HEADER <= used;) {
+        size_t size = *(const size_t *)(arena + at);
+        if (size == 0) {
+            at += HEADER;
+            continue;
+        }
+        size_t start = at + HEADER;
+        if (target < start)
+            return false;
+        if (target < start + size) {
+            *block = arena + start;
+            *usable = size;
+            return true;
+        }
+        at = start + size;
+    }
+    return false;
+}

@@ -10,5 +10,8 @@
 void *ms_bootstrap_alloc(size_t size, size_t alignment) MS_HIDDEN; /* zeroed; NULL+ENOMEM when full */
 bool ms_bootstrap_owns(const void *p) MS_HIDDEN;
 size_t ms_bootstrap_usable(const void *p) MS_HIDDEN;
+/* The arena block holding p (interior pointers too): its start and size.
+ * false if p is in the arena but in no block (padding, unused room). */
+bool ms_bootstrap_find(const void *p, void **block, size_t *usable) MS_HIDDEN;
 
 #endif
