@@ -3,6 +3,7 @@
  * bootstrap arena, thread set-up, large and aligned blocks, misuse. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,10 +14,11 @@
 #include "../core/large.h"
 #include "../core/stats.h"
 #include "../core/text.h"
-#include "../core/usage.h"
 #include "bootstrap.h"
 #include "guard.h"
 #include "init.h"
+#include "introspect.h"
+#include "mspace.h"
 #include "observe.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -172,24 +174,45 @@ EXPORT int malloc_trim(size_t pad) { return ms_heap_trim_all() > 0; }
 /* glibc's tunables do not apply; accept them so programs carry on. */
 EXPORT int mallopt(int param, int value) { return 1; }
 
-EXPORT struct mallinfo2 mallinfo2(void) {
-    ms_usage_t usage;
-    ms_usage_collect(&usage);
+/* The glibc reporting functions tell the same truth as mspace_stats_get,
+ * mapped onto glibc's fields:
+ *   arena + hblkhd = mapped, hblkhd = bytes of large-block regions,
+ *   uordblks = in use (large blocks included), fordblks = free,
+ *   ordblks = free blocks (holes), hblks = large blocks,
+ *   keepcost = what malloc_trim could give back (free slices, cached large
+ *   blocks), usmblks = the most bytes mapped at once;
+ * the overhead (mapped - uordblks - fordblks) has no field of its own. */
+static struct mallinfo2 info_from(const mspace_stats *s) {
+    size_t holes = 0;
+    for (unsigned c = 0; c < s->class_count; c++)
+        holes += s->classes[c].blocks_free;
     struct mallinfo2 info = {0};
-    info.arena = usage.small_mapped;
-    info.ordblks = usage.small_segments;
-    info.hblks = usage.large_blocks;
-    info.hblkhd = usage.large_mapped;
-    info.uordblks = usage.small_in_use + usage.large_mapped;
-    info.fordblks = usage.small_mapped - usage.small_in_use;
+    info.hblks = s->large_blocks;
+    info.hblkhd = s->large_mapped;
+    info.arena = s->mapped - s->large_mapped;
+    info.ordblks = holes;
+    info.uordblks = s->in_use;
+    info.fordblks = s->free;
+    info.keepcost = s->free_slices + s->free_cached;
+    info.usmblks = s->mapped_peak;
     return info;
 }
+
+EXPORT struct mallinfo2 mallinfo2(void) {
+    mspace_stats s = mspace_stats_get();
+    return info_from(&s);
+}
+
+/* The old int fields saturate rather than wrap past 2 GiB. */
+static int narrow(size_t n) { return n > INT_MAX ? INT_MAX : (int)n; }
 
 EXPORT struct mallinfo mallinfo(void) {
     struct mallinfo2 wide = mallinfo2();
     struct mallinfo info = {
-        .arena = (int)wide.arena, .ordblks = (int)wide.ordblks, .hblks = (int)wide.hblks,
-        .hblkhd = (int)wide.hblkhd, .uordblks = (int)wide.uordblks, .fordblks = (int)wide.fordblks,
+        .arena = narrow(wide.arena), .ordblks = narrow(wide.ordblks), .hblks = narrow(wide.hblks),
+        .hblkhd = narrow(wide.hblkhd), .usmblks = narrow(wide.usmblks),
+        .uordblks = narrow(wide.uordblks), .fordblks = narrow(wide.fordblks),
+        .keepcost = narrow(wide.keepcost),
     };
     return info;
 }
@@ -197,49 +220,62 @@ EXPORT struct mallinfo mallinfo(void) {
 static void write_line(int fd, const char *label, uint64_t value) {
     ms_text_t t = {.len = 0};
     ms_text_str(&t, label);
+    for (uint64_t v = value, digits = 1; digits < 10; digits++, v /= 10)
+        if (v < 10)
+            ms_text_str(&t, " "); /* glibc's %10u */
     ms_text_dec(&t, value);
     ms_text_str(&t, "\n");
     ms_host_write(fd, t.buf, t.len);
 }
 
-/* glibc's layout of the totals, then mspace's own counters. */
+/* glibc's layout (one arena: all of mspace), then mspace's own report. */
 EXPORT void malloc_stats(void) {
-    ms_usage_t usage;
-    ms_usage_collect(&usage);
-    write_line(2, "Total (incl. mmap):\nsystem bytes     = ", usage.small_mapped + usage.large_mapped);
-    write_line(2, "in use bytes     = ", usage.small_in_use + usage.large_mapped);
-    write_line(2, "max mmap regions = ", usage.large_blocks);
-    ms_stats_write(2);
+    mspace_stats s = mspace_stats_get();
+    struct mallinfo2 info = info_from(&s);
+    ms_host_write(2, "Arena 0:\n", 9);
+    write_line(2, "system bytes     = ", info.arena);
+    write_line(2, "in use bytes     = ", info.uordblks - s.large_bytes);
+    write_line(2, "Total (incl. mmap):\nsystem bytes     = ", s.mapped);
+    write_line(2, "in use bytes     = ", s.in_use);
+    write_line(2, "max mmap regions = ", s.large_blocks);
+    write_line(2, "max mmap bytes   = ", s.large_mapped);
+    ms_introspect_write(2, 0);
 }
 
+/* glibc's XML: <sizes> lists the free blocks of each size class, "rest"
+ * every free byte (holes, uncarved, free slices, cached large blocks),
+ * "mmap" the large blocks, "current" all that is mapped. */
 EXPORT int malloc_info(int options, FILE *out) {
-    if (options != 0) {
+    if (options != 0 || out == NULL) {
         errno = EINVAL;
         return -1;
     }
-    ms_usage_t usage;
-    ms_usage_collect(&usage);
-    ms_stats_t stats;
-    ms_stats_read(&stats);
-    fprintf(out,
-            "<malloc version=\"1\">\n"
-            "<heap nr=\"0\">\n<sizes>\n</sizes>\n"
-            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-            "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
-            "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%llu\"/>\n"
-            "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
-            "</heap>\n"
-            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-            "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
-            "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
-            "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%llu\"/>\n"
-            "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
-            "</malloc>\n",
-            usage.small_segments, usage.small_mapped - usage.small_in_use, usage.small_mapped,
-            (unsigned long long)stats.bytes_mapped_peak, usage.small_mapped, usage.small_mapped,
-            usage.small_segments, usage.small_mapped - usage.small_in_use, usage.large_blocks,
-            usage.large_mapped, usage.small_mapped + usage.large_mapped,
-            (unsigned long long)stats.bytes_mapped_peak, usage.small_mapped + usage.large_mapped,
-            usage.small_mapped + usage.large_mapped);
-    return 0;
+    mspace_stats s = mspace_stats_get();
+    size_t holes = 0;
+    fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", out);
+    for (unsigned c = 0; c < s.class_count; c++) {
+        const mspace_class_stats *k = &s.classes[c];
+        holes += k->blocks_free;
+        if (k->blocks_free)
+            fprintf(out, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
+                    c ? s.classes[c - 1].block_size + 1 : 1, k->block_size,
+                    k->blocks_free * k->block_size, k->blocks_free);
+    }
+    for (int part = 0; part < 2; part++) { /* the heap, then the totals */
+        fprintf(out,
+                "%s<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n",
+                part ? "" : "</sizes>\n", holes, s.free);
+        if (part)
+            fprintf(out, "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n", s.large_blocks,
+                    s.large_mapped);
+        fprintf(out,
+                "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+                "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+                "%s",
+                part ? s.mapped : s.mapped - s.large_mapped, s.mapped_peak,
+                part ? s.mapped : s.mapped - s.large_mapped,
+                part ? s.mapped : s.mapped - s.large_mapped, part ? "</malloc>\n" : "</heap>\n");
+    }
+    return ferror(out) ? -1 : 0;
 }
