@@ -8,7 +8,11 @@
 
 #define MS_OPTIONS_LIST(X)                                                     \
     X(STATS, "0", "1: write allocator statistics to stderr at exit")           \
-    X(STATS_FILE, "", "write the statistics at exit to this file (%p: pid)")
+    X(STATS_FILE, "", "write the statistics at exit to this file (%p: pid)")        \
+    X(STATS_SIGNAL, "", "on this signal (SIGUSR2, USR2 or 12) write the statistics " \
+                        "to stderr or MSPACE_STATS_FILE, while the program runs")     \
+    X(VERBOSE, "0", "1: those signal dumps also list every mapped region, "        \
+                    "its spans and their runs of blocks")
 
 typedef enum {
 #define MS_OPTION_ENUM(name, def, help) MS_OPTION_##name,

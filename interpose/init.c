@@ -61,29 +61,51 @@ heap_t *ms_heap_for_call(bool *temporary) {
     return heap;
 }
 
+void ms_init_ensure(void) {
+    if (atomic_load_explicit(&initialised, memory_order_acquire))
+        return;
+    ms_guard_enter();
+    init_process();
+    ms_guard_leave();
+}
+
+/* Reports after the first in this process append, so signal dumps and the
+ * report at exit all stay in the file. */
+static _Atomic bool report_file_started;
+
+int ms_report_open(void) {
+    const char *path = ms_option_text(MS_OPTION_STATS_FILE);
+    if (*path == '\0')
+        return 2;
+    ms_text_t name = {.len = 0};
+    for (; *path; path++) {
+        if (path[0] == '%' && path[1] == 'p') {
+            ms_text_dec(&name, (uint64_t)getpid());
+            path++;
+        } else if (name.len < sizeof name.buf - 1) {
+            name.buf[name.len++] = *path;
+        }
+    }
+    name.buf[name.len < sizeof name.buf ? name.len : sizeof name.buf - 1] = '\0';
+    bool again = atomic_exchange(&report_file_started, true);
+    int fd = open(name.buf, O_WRONLY | O_CREAT | O_CLOEXEC | (again ? O_APPEND : O_TRUNC), 0644);
+    return fd;
+}
+
+void ms_report_close(int fd) {
+    if (fd > 2)
+        close(fd);
+}
+
 /* The report runs when the library is unloaded at exit, after main and the
  * program's own destructors that were registered later. */
 __attribute__((destructor)) static void report_at_exit(void) {
-    const char *path = ms_option_text(MS_OPTION_STATS_FILE);
-    if (*path) {
-        ms_text_t name = {.len = 0};
-        for (; *path; path++) {
-            if (path[0] == '%' && path[1] == 'p') {
-                ms_text_dec(&name, (uint64_t)getpid());
-                path++;
-            } else if (name.len < sizeof name.buf - 1) {
-                name.buf[name.len++] = *path;
-            }
-        }
-        name.buf[name.len < sizeof name.buf ? name.len : sizeof name.buf - 1] = '\0';
-        int fd = open(name.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            ms_stats_write(fd);
-            ms_observe_write_calls(fd);
-            close(fd);
-        }
-    } else if (ms_option_number(MS_OPTION_STATS)) {
-        ms_stats_write(2);
-        ms_observe_write_calls(2);
+    if (*ms_option_text(MS_OPTION_STATS_FILE) == '\0' && !ms_option_number(MS_OPTION_STATS))
+        return;
+    int fd = ms_report_open();
+    if (fd >= 0) {
+        ms_stats_write(fd);
+        ms_observe_write_calls(fd);
+        ms_report_close(fd);
     }
 }

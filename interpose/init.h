@@ -18,4 +18,13 @@ static inline void ms_heap_return(heap_t *heap, bool temporary) {
 
 void ms_fork_install(void) MS_HIDDEN; /* fork.c */
 
+/* Reads the options and sets the process up, if no call has yet. */
+void ms_init_ensure(void) MS_HIDDEN;
+
+/* Where reports go: MSPACE_STATS_FILE (truncated by the first report of
+ * the process, appended to by the others) or stderr. -1 if the file cannot
+ * be opened; hand the descriptor back with ms_report_close. */
+int ms_report_open(void) MS_HIDDEN;
+void ms_report_close(int fd) MS_HIDDEN;
+
 #endif
