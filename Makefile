@@ -16,7 +16,10 @@ INTERPOSE_SRC = $(wildcard interpose/*.c)
 CORE_OBJ = $(CORE_SRC:%.c=$(B)/%.o)
 LIB_OBJ  = $(CORE_OBJ) $(INTERPOSE_SRC:%.c=$(B)/%.o)
 
-.PHONY: all test bench bench-instr deps clean help
+PREFIX  ?= /usr/local
+VERSION ?= 0.1
+
+.PHONY: all test bench bench-instr deps clean help install
 all: libmspace.so
 
 libmspace.so: $(LIB_OBJ)
@@ -58,6 +61,14 @@ bench-instr: libmspace.so
 	@scripts/deps.sh --check-bench
 	@scripts/bench.sh --instr
 
+# DESTDIR stages the files for a package; the .pc file names PREFIX only.
+install: libmspace.so
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 libmspace.so $(DESTDIR)$(PREFIX)/lib/libmspace.so
+	install -m 644 interpose/mspace.h $(DESTDIR)$(PREFIX)/include/mspace.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mspace.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mspace.pc
+
 deps:
 	@scripts/deps.sh --install
 
@@ -69,6 +80,7 @@ help:
 	@echo "make test     build and run every test (ends with 'N passed, N failed')"
 	@echo "make bench    compare mspace with glibc, jemalloc, tcmalloc, mimalloc (QUICK=1 for a short run)"
 	@echo "make bench-instr  instructions per malloc and per free under callgrind"
+	@echo "make install PREFIX=/usr/local  lib/libmspace.so, include/mspace.h, lib/pkgconfig/mspace.pc"
 	@echo "make deps     install the Debian packages the tests and benchmarks use"
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

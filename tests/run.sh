@@ -40,6 +40,11 @@ for t in $B/api/* $B/misuse/* $B/stress/*; do
     run_one "$rel" 180 env LD_PRELOAD="$LIB" "$t"
 done
 
+echo "== installed and linked with -lmspace (no preload)"
+for t in tests/linked/*.sh; do
+    [ -x "$t" ] && run_one "linked/${t##*/}" 120 "$t"
+done
+
 echo "== real programs (LD_PRELOAD=libmspace.so vs plain)"
 for t in tests/real/*.sh; do
     [ -x "$t" ] && run_one "real/${t##*/}" 300 "$t" "$LIB"
