@@ -133,7 +133,22 @@ static void warn(const char *problem, const char *value) {
     ms_host_write(2, t.buf, t.len);
 }
 
+extern char **environ;
+
+/* Set-up stays lazy (first allocator call) unless this option asks for a
+ * thread now: a glance at the environment decides, the option table reads
+ * the value. */
+static bool asked_for(void) {
+    static const char prefix[] = "MSPACE_STATS_SIGNAL=";
+    for (char **entry = environ; entry && *entry; entry++)
+        if (strncmp(*entry, prefix, sizeof prefix - 1) == 0)
+            return true;
+    return false;
+}
+
 __attribute__((constructor)) static void install_at_load(void) {
+    if (!asked_for())
+        return;
     ms_init_ensure();
     const char *value = ms_option_text(MS_OPTION_STATS_SIGNAL);
     if (*value == '\0')

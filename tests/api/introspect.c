@@ -504,10 +504,15 @@ static void phase_signal(const char *dir) {
     free(big);
 }
 
-static int run_phase(const char *self, const char *phase, const char *dir, char **env_set) {
+static int run_phase(const char *self, const char *phase, const char *dir, char **env_set,
+                     const char *stderr_path) {
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
+        if (stderr_path) {
+            int fd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, 2);
+        }
         for (char **e = env_set; *e; e += 2)
             setenv(e[0], e[1], 1);
         execl(self, self, phase, dir, (char *)NULL);
@@ -527,6 +532,8 @@ int main(int argc, char **argv) {
         phase_signal(argv[2]);
         return TEST_DONE();
     }
+    if (argc == 3 && strcmp(argv[1], "bogus") == 0)
+        return 0;
     TEST_BEGIN("introspect");
     int api = mspace_stats_get && mspace_stats_print && mspace_get;
     CHECK("the API is exported by the preloaded libmspace.so", api);
@@ -544,7 +551,7 @@ int main(int argc, char **argv) {
 
     step = "phase counted";
     char *counted_env[] = {"MSPACE_STATS_FILE", "/dev/null", NULL};
-    int rc = run_phase(self, "counted", dir, counted_env);
+    int rc = run_phase(self, "counted", dir, counted_env, NULL);
     CHECK("phase: counts of a known sequence of calls (MSPACE_STATS_FILE set)",
           rc != -1 && (rc & 0xff) == 0);
 
@@ -553,7 +560,7 @@ int main(int argc, char **argv) {
     snprintf(file, sizeof file, "%s/dump.%%p", dir);
     char *signal_env[] = {"MSPACE_STATS_SIGNAL", "SIGUSR2", "MSPACE_STATS_FILE", file,
                           "MSPACE_VERBOSE", "1", NULL};
-    rc = run_phase(self, "signal", dir, signal_env);
+    rc = run_phase(self, "signal", dir, signal_env, NULL);
     CHECK("phase: MSPACE_STATS_SIGNAL dumps", rc != -1 && (rc & 0xff) == 0);
     if (rc != -1) {
         char path[300];
@@ -561,6 +568,15 @@ int main(int argc, char **argv) {
         CHECK("the report at exit is appended after the dump",
               file_has(path, "chain of mapped regions") && file_has(path, "mspace: os_maps"));
     }
+    step = "phase bogus signal";
+    char *bogus_env[] = {"MSPACE_STATS_SIGNAL", "SIGBOGUS", NULL};
+    char err[300];
+    snprintf(err, sizeof err, "%s/stderr", dir);
+    rc = run_phase(self, "bogus", dir, bogus_env, err);
+    CHECK("an unknown signal name is reported and ignored",
+          rc != -1 && (rc & 0xff) == 0 &&
+              file_has(err, "mspace: MSPACE_STATS_SIGNAL: not a signal that can be caught, "
+                            "ignored: SIGBOGUS\n"));
     char cleanup[400];
     snprintf(cleanup, sizeof cleanup, "rm -rf %s", dir);
     system(cleanup);
