@@ -103,6 +103,9 @@ static void put_hex(out_t *o, uint64_t v) {
         ms_text_str(&o->t, "\"");
 }
 
+/* The JSON or the text form of the same piece. */
+static void put2(out_t *o, const char *json, const char *text) { put(o, o->json ? json : text); }
+
 /* num / den with four decimals, without floating point. */
 static void put_ratio(out_t *o, uint64_t num, uint64_t den) {
     uint64_t scaled = den ? (uint64_t)((unsigned __int128)num * 10000 / den) : 0;
@@ -154,9 +157,9 @@ static void put_totals(out_t *o, const mspace_stats *s) {
     field(o, "free_cached", s->free_cached);
     field(o, "overhead", s->overhead);
     uint64_t usable = (uint64_t)s->in_use + s->free;
-    put(o, o->json ? "  \"fragmentation\": " : "  fragmentation           ");
+    put2(o, "  \"fragmentation\": ", "  fragmentation           ");
     put_ratio(o, s->free, usable);
-    put(o, o->json ? ",\n" : "   (free / (in_use + free))\n");
+    put2(o, ",\n", "   (free / (in_use + free))\n");
     field(o, "mapped_peak", s->mapped_peak);
     field(o, "regions", s->regions);
     field(o, "small_regions", s->small_regions);
@@ -182,7 +185,7 @@ static void put_totals(out_t *o, const mspace_stats *s) {
 
 static void put_classes(out_t *o, const mspace_stats *s) {
     bool first = true;
-    put(o, o->json ? "  \"classes\": [" : "  size classes with spans:\n"
+    put2(o, "  \"classes\": [", "  size classes with spans:\n"
                                          "    class    block    spans  blocks in use    blocks free"
                                          "   bytes in use     bytes free\n");
     for (unsigned c = 0; c < s->class_count; c++) {
@@ -232,113 +235,84 @@ static void put_more(out_t *o, const char *indent, uint64_t n, const char *what)
     put(o, "\n");
 }
 
-static void put_span_text(out_t *o, const ms_span_view_t *v) {
-    put(o, "    span ");
+static void put_span(out_t *o, const ms_span_view_t *v) {
+    put2(o, "{\"start\": ", "    span ");
     put_hex(o, v->start);
-    put(o, "-");
+    put2(o, ", \"end\": ", "-");
     put_hex(o, v->start + v->bytes);
-    put(o, " class ");
+    put2(o, ", \"class\": ", " class ");
     put_dec(o, v->size_class);
-    put(o, " (");
+    put2(o, ", \"block_size\": ", " (");
     put_dec(o, v->block_size);
-    put(o, " B blocks): ");
+    put2(o, ", \"in_use\": ", " B blocks): ");
     put_dec(o, v->in_use);
-    put(o, " in use, ");
+    put2(o, ", \"free\": ", " in use, ");
     put_dec(o, v->holes);
-    put(o, " free, ");
+    put2(o, ", \"uncarved\": ", " free, ");
     put_dec(o, v->uncarved);
-    put(o, " uncarved\n");
+    put2(o, ", \"run_count\": ", " uncarved\n");
+    if (o->json)
+        put_dec(o, v->run_count);
+    put2(o, ", \"runs\": [", "");
     uintptr_t at = v->start;
     unsigned kept = v->run_count < MS_VIEW_RUNS_MAX ? v->run_count : MS_VIEW_RUNS_MAX;
     for (unsigned r = 0; r < kept; r++) {
         size_t bytes = (size_t)v->runs[r].blocks * v->block_size;
-        put(o, "      ");
-        put_padded(o, run_names[v->runs[r].state], 9);
+        put2(o, r ? ", {\"state\": \"" : "{\"state\": \"", "      ");
+        put_padded(o, run_names[v->runs[r].state], o->json ? 0 : 9);
+        put2(o, "\", \"start\": ", "");
         put_hex(o, at);
-        put(o, "-");
-        put_hex(o, at + bytes);
-        put(o, " ");
+        if (!o->json) {
+            put(o, "-");
+            put_hex(o, at + bytes);
+        }
+        put2(o, ", \"blocks\": ", " ");
         put_dec(o, v->runs[r].blocks);
-        put(o, v->runs[r].blocks == 1 ? " block\n" : " blocks\n");
+        put2(o, "}", v->runs[r].blocks == 1 ? " block\n" : " blocks\n");
         at += bytes;
     }
-    if (v->run_count > kept)
+    put2(o, "]}", "");
+    if (!o->json && v->run_count > kept)
         put_more(o, "      ", v->run_count - kept, "runs");
-}
-
-static void put_span_json(out_t *o, const ms_span_view_t *v) {
-    put(o, "{\"start\": ");
-    put_hex(o, v->start);
-    put(o, ", \"end\": ");
-    put_hex(o, v->start + v->bytes);
-    put(o, ", \"class\": ");
-    put_dec(o, v->size_class);
-    put(o, ", \"block_size\": ");
-    put_dec(o, v->block_size);
-    put(o, ", \"in_use\": ");
-    put_dec(o, v->in_use);
-    put(o, ", \"free\": ");
-    put_dec(o, v->holes);
-    put(o, ", \"uncarved\": ");
-    put_dec(o, v->uncarved);
-    put(o, ", \"run_count\": ");
-    put_dec(o, v->run_count);
-    put(o, ", \"runs\": [");
-    uintptr_t at = v->start;
-    unsigned kept = v->run_count < MS_VIEW_RUNS_MAX ? v->run_count : MS_VIEW_RUNS_MAX;
-    for (unsigned r = 0; r < kept; r++) {
-        put(o, r ? ", {\"state\": \"" : "{\"state\": \"");
-        put(o, run_names[v->runs[r].state]);
-        put(o, "\", \"start\": ");
-        put_hex(o, at);
-        put(o, ", \"blocks\": ");
-        put_dec(o, v->runs[r].blocks);
-        put(o, "}");
-        at += (size_t)v->runs[r].blocks * v->block_size;
-    }
-    put(o, "]}");
 }
 
 static void put_region(out_t *o, const ms_region_view_t *v) {
     bool large = v->kind == SEGMENT_LARGE;
-    put(o, o->json ? "    {\"start\": " : "  region ");
+    put2(o, "    {\"start\": ", "  region ");
     put_hex(o, v->base);
-    put(o, o->json ? ", \"end\": " : "-");
+    put2(o, ", \"end\": ", "-");
     put_hex(o, v->base + v->size);
-    put(o, o->json ? ", \"pages\": " : " ");
+    put2(o, ", \"pages\": ", " ");
     put_dec(o, v->size / MS_OS_PAGE);
     if (o->json)
         put(o, large ? ", \"kind\": \"large\"" : ", \"kind\": \"small\"");
     else
         put(o, large ? " pages large" : " pages small");
     if (large) {
-        put(o, o->json ? ", \"block\": " : ", block ");
+        put2(o, ", \"block\": ", ", block ");
         put_hex(o, v->block);
-        put(o, o->json ? ", \"usable\": " : " usable ");
+        put2(o, ", \"usable\": ", " usable ");
         put_dec(o, v->block_size);
-        put(o, o->json ? "}" : " bytes\n");
+        put2(o, "}", " bytes\n");
         return;
     }
     bool mine = v->heap == ms_heap_tls;
-    put(o, o->json ? ", \"heap\": " : ", heap ");
+    put2(o, ", \"heap\": ", ", heap ");
     put_hex(o, (uintptr_t)v->heap);
     if (o->json)
         put(o, mine ? ", \"this_thread\": true" : ", \"this_thread\": false");
     else if (mine)
         put(o, " (this thread)");
-    put(o, o->json ? ", \"free_slices\": " : ", ");
+    put2(o, ", \"free_slices\": ", ", ");
     put_dec(o, v->free_slices);
-    put(o, o->json ? ", \"span_count\": " : " free slices, ");
+    put2(o, ", \"span_count\": ", " free slices, ");
     put_dec(o, v->span_count);
-    put(o, o->json ? ", \"spans\": [" : " spans\n");
+    put2(o, ", \"spans\": [", " spans\n");
     unsigned kept = v->span_count < MS_VIEW_SPANS_MAX ? v->span_count : MS_VIEW_SPANS_MAX;
     for (unsigned i = 0; i < kept; i++) {
-        if (o->json) {
+        if (o->json)
             put(o, i ? ",\n      " : "\n      ");
-            put_span_json(o, &v->spans[i]);
-        } else {
-            put_span_text(o, &v->spans[i]);
-        }
+        put_span(o, &v->spans[i]);
     }
     if (o->json)
         put(o, kept ? "\n    ]}" : "]}");
@@ -381,13 +355,13 @@ static int report(out_t *o, int flags) {
     }
     o->json = flags & MSPACE_STATS_JSON;
     mspace_stats s = mspace_stats_get();
-    put(o, o->json ? "{\n" : "mspace statistics (a snapshot: other threads run on while it is taken)\n");
+    put2(o, "{\n", "mspace statistics (a snapshot: other threads run on while it is taken)\n");
     put_totals(o, &s);
     put_classes(o, &s);
     int rc = 0;
     if (flags & MSPACE_STATS_VERBOSE)
         rc = put_chain(o);
-    put(o, o->json ? "\n}\n" : "");
+    put2(o, "\n}\n", "");
     emit(o);
     if (o->failed) {
         errno = EIO;
