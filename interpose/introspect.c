@@ -146,41 +146,33 @@ static void field(out_t *o, const char *key, uint64_t value) {
     }
 }
 
+/* The fields of mspace_stats in report order; the report's keys are the
+ * field names. */
+#define SPACE_FIELDS(X)                                                        \
+    X(mapped) X(pages) X(in_use) X(free) X(free_holes) X(free_uncarved)        \
+    X(free_slices) X(free_cached) X(overhead)
+#define SHAPE_FIELDS(X)                                                        \
+    X(mapped_peak) X(regions) X(small_regions) X(large_blocks) X(large_bytes)  \
+    X(large_mapped) X(heaps)
+#define CALL_FIELDS(X) X(mallocs) X(frees) X(reallocs)
+#define OS_FIELDS(X) X(mmaps) X(munmaps)
+#define FIELD(name) field(o, #name, s->name);
+
 static void put_totals(out_t *o, const mspace_stats *s) {
-    field(o, "mapped", s->mapped);
-    field(o, "pages", s->pages);
-    field(o, "in_use", s->in_use);
-    field(o, "free", s->free);
-    field(o, "free_holes", s->free_holes);
-    field(o, "free_uncarved", s->free_uncarved);
-    field(o, "free_slices", s->free_slices);
-    field(o, "free_cached", s->free_cached);
-    field(o, "overhead", s->overhead);
-    uint64_t usable = (uint64_t)s->in_use + s->free;
+    SPACE_FIELDS(FIELD)
     put2(o, "  \"fragmentation\": ", "  fragmentation           ");
-    put_ratio(o, s->free, usable);
+    put_ratio(o, s->free, (uint64_t)s->in_use + s->free);
     put2(o, ",\n", "   (free / (in_use + free))\n");
-    field(o, "mapped_peak", s->mapped_peak);
-    field(o, "regions", s->regions);
-    field(o, "small_regions", s->small_regions);
-    field(o, "large_blocks", s->large_blocks);
-    field(o, "large_bytes", s->large_bytes);
-    field(o, "large_mapped", s->large_mapped);
-    field(o, "heaps", s->heaps);
-    if (o->json) {
+    SHAPE_FIELDS(FIELD)
+    if (o->json)
         put(o, s->calls_counted ? "  \"calls_counted\": true,\n" : "  \"calls_counted\": false,\n");
-    } else if (!s->calls_counted) {
-        put(o, "  mallocs, frees, reallocs: not counted (start the program with MSPACE_STATS=1)\n");
-    }
     if (s->calls_counted) {
-        field(o, "mallocs", s->mallocs);
-        field(o, "frees", s->frees);
-        field(o, "reallocs", s->reallocs);
-    } else if (o->json) {
-        put(o, "  \"mallocs\": null,\n  \"frees\": null,\n  \"reallocs\": null,\n");
+        CALL_FIELDS(FIELD)
+    } else {
+        put2(o, "  \"mallocs\": null,\n  \"frees\": null,\n  \"reallocs\": null,\n",
+             "  mallocs, frees, reallocs: not counted (start the program with MSPACE_STATS=1)\n");
     }
-    field(o, "mmaps", s->mmaps);
-    field(o, "munmaps", s->munmaps);
+    OS_FIELDS(FIELD)
 }
 
 static void put_classes(out_t *o, const mspace_stats *s) {
@@ -192,30 +184,25 @@ static void put_classes(out_t *o, const mspace_stats *s) {
         const mspace_class_stats *k = &s->classes[c];
         if (k->spans == 0)
             continue;
-        if (o->json) {
-            put(o, first ? "\n    {\"class\": " : ",\n    {\"class\": ");
-            put_dec(o, c);
-            put(o, ", \"block_size\": ");
-            put_dec(o, k->block_size);
-            put(o, ", \"spans\": ");
-            put_dec(o, k->spans);
-            put(o, ", \"blocks_in_use\": ");
-            put_dec(o, k->blocks_in_use);
-            put(o, ", \"blocks_free\": ");
-            put_dec(o, k->blocks_free);
-            put(o, ", \"bytes_in_use\": ");
-            put_dec(o, k->bytes_in_use);
-            put(o, ", \"bytes_free\": ");
-            put_dec(o, k->bytes_free);
-            put(o, "}");
-        } else {
-            const uint64_t cells[] = {c, k->block_size, k->spans, k->blocks_in_use,
-                                      k->blocks_free, k->bytes_in_use, k->bytes_free};
-            const unsigned widths[] = {9, 9, 9, 15, 15, 15, 15};
-            for (unsigned i = 0; i < 7; i++)
+        static const char *const names[] = {"class",       "block_size",   "spans",
+                                            "blocks_in_use", "blocks_free", "bytes_in_use",
+                                            "bytes_free"};
+        static const unsigned widths[] = {9, 9, 9, 15, 15, 15, 15};
+        const uint64_t cells[] = {c, k->block_size, k->spans, k->blocks_in_use,
+                                  k->blocks_free, k->bytes_in_use, k->bytes_free};
+        if (o->json)
+            put(o, first ? "\n    {" : ",\n    {");
+        for (unsigned i = 0; i < 7; i++) {
+            if (o->json) {
+                put(o, i ? ", \"" : "\"");
+                put(o, names[i]);
+                put(o, "\": ");
+                put_dec(o, cells[i]);
+            } else {
                 put_cell(o, cells[i], widths[i]);
-            put(o, "\n");
+            }
         }
+        put2(o, "}", "\n");
         first = false;
     }
     if (o->json)
