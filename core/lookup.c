@@ -50,13 +50,18 @@ static void lookup_small(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
         out->state = MS_LOOKUP_METADATA;
         return;
     }
-    span_t *span = ms_span_head(slice);
-    if (span == NULL) {
+    /* Another heap's span may be released or remade under our feet: read
+     * its figures once, and never divide by a size that became zero. */
+    span_t *span = slice - MS_PEEK(slice->head_delta);
+    size_t size = MS_PEEK(span->block_size);
+    unsigned slices = MS_PEEK(span->slice_count);
+    if (size == 0 || span < &segment->spans[1] || slices == 0 ||
+        slices > (unsigned)(&segment->spans[MS_SLICES_PER_SEGMENT] - span)) {
         out->state = MS_LOOKUP_UNCARVED;
         return;
     }
     uintptr_t start = (uintptr_t)ms_span_start(segment, span);
-    size_t size = span->block_size, bytes = (size_t)span->slice_count * MS_SLICE_SIZE;
+    size_t bytes = (size_t)slices * MS_SLICE_SIZE;
     size_t k = (a - start) / size;
     if ((k + 1) * size > bytes) { /* the tail no block fits in */
         out->state = MS_LOOKUP_UNCARVED;
@@ -64,13 +69,13 @@ static void lookup_small(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
     }
     out->block = start + k * size;
     out->block_size = size;
-    out->size_class = span->size_class;
-    if ((k + 1) * size > span->carved_end) {
+    out->size_class = (int)ms_size_class_of(size);
+    if ((k + 1) * size > MS_PEEK(span->carved_end)) {
         out->state = MS_LOOKUP_UNCARVED;
         return;
     }
     block_t *block = (block_t *)out->block;
-    bool marked = __atomic_load_n(&block->freed_mark, __ATOMIC_RELAXED) == (uintptr_t)span;
+    bool marked = MS_PEEK(block->freed_mark) == (uintptr_t)span;
     heap_t *mine = ms_heap_tls;
     out->exact = segment->heap == mine && mine != &ms_heap_empty;
     if (marked && out->exact)
@@ -102,7 +107,7 @@ typedef struct {
 static void search_segment(segment_t *segment, void *arg) {
     search_t *search = arg;
     uintptr_t base = (uintptr_t)segment, a = search->address;
-    size_t size = segment->mapped_size;
+    size_t size = MS_PEEK(segment->mapped_size);
     if (a - base >= size)
         return;
     search->out->region = base;

@@ -31,6 +31,9 @@
 #define MS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MS_HIDDEN __attribute__((visibility("hidden")))
 #define MS_NOINLINE __attribute__((noinline))
+/* One whole read of a field another thread may be writing (statistics and
+ * lookups read other heaps without their owners' consent). */
+#define MS_PEEK(lvalue) __atomic_load_n(&(lvalue), __ATOMIC_RELAXED)
 
 #define MS_ALIGNMENT 16
 #define MS_OS_PAGE 4096

@@ -5,9 +5,6 @@
 #include "span.h"
 #include "stats.h"
 
-/* Another thread may be changing these: read each once. */
-#define PEEK(lvalue) __atomic_load_n(&(lvalue), __ATOMIC_RELAXED)
-
 typedef struct {
     uintptr_t start;
     size_t bytes, block_size, carved, used; /* carved, used: blocks */
@@ -19,9 +16,9 @@ typedef struct {
  * claims, whatever a racing owner is doing. false: no span starts here. */
 static bool read_span(segment_t *segment, unsigned first, span_reading_t *r) {
     span_t *span = &segment->spans[first];
-    size_t block_size = PEEK(span->block_size);
-    unsigned slices = PEEK(span->slice_count);
-    if (block_size == 0 || PEEK(span->head_delta) != 0)
+    size_t block_size = MS_PEEK(span->block_size);
+    unsigned slices = MS_PEEK(span->slice_count);
+    if (block_size == 0 || MS_PEEK(span->head_delta) != 0)
         return false;
     if (slices == 0 || slices > MS_SLICES_PER_SEGMENT - first)
         slices = 1;
@@ -29,9 +26,9 @@ static bool read_span(segment_t *segment, unsigned first, span_reading_t *r) {
     r->bytes = (size_t)slices * MS_SLICE_SIZE;
     r->slices = slices;
     r->block_size = block_size;
-    size_t carved_end = PEEK(span->carved_end);
+    size_t carved_end = MS_PEEK(span->carved_end);
     r->carved = (carved_end < r->bytes ? carved_end : r->bytes) / block_size;
-    size_t used = PEEK(span->used);
+    size_t used = MS_PEEK(span->used);
     r->used = used < r->carved ? used : r->carved;
     return true;
 }
@@ -66,7 +63,7 @@ static void add_segment(segment_t *segment, void *arg) {
         add_small(u, segment);
         return;
     }
-    size_t mapped = PEEK(segment->mapped_size);
+    size_t mapped = MS_PEEK(segment->mapped_size);
     size_t header = (size_t)((char *)segment->large_block - (char *)segment);
     if (header > mapped)
         header = mapped;
@@ -123,7 +120,7 @@ static void view_span(segment_t *segment, const span_reading_t *r, ms_span_view_
     uint32_t last = 0;
     for (size_t k = 0; k < r->carved; k++) {
         block_t *block = (block_t *)(r->start + k * r->block_size);
-        bool hole = PEEK(block->freed_mark) == (uintptr_t)head;
+        bool hole = MS_PEEK(block->freed_mark) == (uintptr_t)head;
         hole ? v->holes++ : v->in_use++;
         run_add(v, &last, hole ? MS_RUN_HOLE : MS_RUN_IN_USE, 1);
     }
@@ -136,14 +133,14 @@ static void view_segment(segment_t *segment, void *arg) {
     if (walk->count++ >= walk->max)
         return;
     ms_region_view_t *v = &walk->out[walk->count - 1];
-    *v = (ms_region_view_t){.base = (uintptr_t)segment, .size = PEEK(segment->mapped_size),
+    *v = (ms_region_view_t){.base = (uintptr_t)segment, .size = MS_PEEK(segment->mapped_size),
                             .kind = segment->kind};
     if (segment->kind == SEGMENT_LARGE) {
         v->block = (uintptr_t)segment->large_block;
         v->block_size = v->base + v->size > v->block ? v->base + v->size - v->block : 0;
         return;
     }
-    v->heap = PEEK(segment->heap);
+    v->heap = MS_PEEK(segment->heap);
     for (unsigned i = 1; i < MS_SLICES_PER_SEGMENT;) {
         span_reading_t r;
         if (!read_span(segment, i, &r)) {
