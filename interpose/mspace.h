@@ -17,10 +17,11 @@ extern "C" {
  * mapped regions is read under its lock, but other threads' heaps are read
  * without stopping them, so a count may be off by the blocks those threads
  * allocated or freed meanwhile. The totals always add up (see mspace_stats).
- * A block freed by another thread counts as in use until the thread that
- * owns it next allocates (it takes its blocks back then). */
+ * A block freed by a thread other than the one that allocated it counts as
+ * in use until its owner takes it back (on one of its next allocations);
+ * the verbose listing already shows it as a HOLE. */
 
-/* The size classes mspace has today fit in the array below (52 today). */
+/* The size classes (52 today) fit in mspace_stats.classes. */
 #define MSPACE_CLASSES_MAX 64
 
 /* One size class: blocks of block_size bytes cut from spans (runs of
