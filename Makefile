@@ -15,15 +15,24 @@ CORE_SRC = $(wildcard core/*.c)
 INTERPOSE_SRC = $(wildcard interpose/*.c)
 CORE_OBJ = $(CORE_SRC:%.c=$(B)/%.o)
 LIB_OBJ  = $(CORE_OBJ) $(INTERPOSE_SRC:%.c=$(B)/%.o)
+# The hardened build (core/secure.h): the same sources with MS_SECURE=1.
+SECURE_OBJ = $(LIB_OBJ:$(B)/%=$(B)/secure/%)
 
 PREFIX  ?= /usr/local
 VERSION ?= 0.1
 
 .PHONY: all test bench bench-instr deps clean help install
-all: libmspace.so
+all: libmspace.so libmspace-secure.so
 
 libmspace.so: $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^
+
+libmspace-secure.so: $(SECURE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(B)/secure/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DMS_SECURE=1 -c -o $@ $<
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
@@ -49,22 +58,22 @@ $(B)/tests/%: tests/%.cc tests/harness.h
 	@mkdir -p $(@D)
 	$(CXX) -O1 -g -std=c++17 -Wall -Wextra -fno-builtin -pthread -o $@ $<
 
-test: libmspace.so $(UNIT_BIN) $(PROG_BIN) $(CXX_BIN)
+test: libmspace.so libmspace-secure.so $(UNIT_BIN) $(PROG_BIN) $(CXX_BIN)
 	@scripts/deps.sh --check-test
 	@tests/run.sh
 
-bench: libmspace.so
+bench: libmspace.so libmspace-secure.so
 	@scripts/deps.sh --check-bench
 	@scripts/bench.sh $(if $(QUICK),--quick)
 
-bench-instr: libmspace.so
+bench-instr: libmspace.so libmspace-secure.so
 	@scripts/deps.sh --check-bench
 	@scripts/bench.sh --instr
 
 # DESTDIR stages the files for a package; the .pc file names PREFIX only.
-install: libmspace.so
+install: libmspace.so libmspace-secure.so
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 755 libmspace.so $(DESTDIR)$(PREFIX)/lib/libmspace.so
+	install -m 755 libmspace.so libmspace-secure.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 interpose/mspace.h $(DESTDIR)$(PREFIX)/include/mspace.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' mspace.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mspace.pc
@@ -73,14 +82,14 @@ deps:
 	@scripts/deps.sh --install
 
 clean:
-	rm -rf $(B) libmspace.so
+	rm -rf $(B) libmspace.so libmspace-secure.so
 
 help:
-	@echo "make          build libmspace.so"
+	@echo "make          build libmspace.so and the hardened libmspace-secure.so"
 	@echo "make test     build and run every test (ends with 'N passed, N failed')"
 	@echo "make bench    compare mspace with glibc, jemalloc, tcmalloc, mimalloc (QUICK=1 for a short run)"
 	@echo "make bench-instr  instructions per malloc and per free under callgrind"
-	@echo "make install PREFIX=/usr/local  lib/libmspace.so, include/mspace.h, lib/pkgconfig/mspace.pc"
+	@echo "make install PREFIX=/usr/local  lib/libmspace.so (and -secure), include/mspace.h, lib/pkgconfig/mspace.pc"
 	@echo "make deps     install the Debian packages the tests and benchmarks use"
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

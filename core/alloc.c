@@ -4,19 +4,30 @@
 #include "large.h"
 #include "span.h"
 
+/* Largest request a small block serves (the secure build keeps a trailer
+ * in every small block). */
+#define SMALL_REQUEST_MAX (MS_SMALL_MAX - MS_SECURE_TRAILER)
+
+static void *small_alloc(heap_t *heap, unsigned size_class, size_t size) {
+    void *p = ms_heap_alloc(heap, size_class);
+    if (MS_SECURE && p)
+        ms_secure_block_out(p, ms_size_class_size(size_class), size);
+    return p;
+}
+
 void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
     if (alignment <= MS_ALIGNMENT) {
-        if (size <= MS_SMALL_MAX)
-            return ms_heap_alloc(heap, ms_size_class_of(size));
+        if (size <= SMALL_REQUEST_MAX)
+            return small_alloc(heap, ms_size_class_of(size + MS_SECURE_TRAILER), size);
         return ms_large_alloc(size, 0, false);
     }
     /* Spans start on 64 KiB boundaries, so blocks of a class whose size is a
      * multiple of the alignment are all aligned. */
-    if (size <= MS_SMALL_MAX && alignment <= MS_SLICE_SIZE) {
-        size_t need = size < alignment ? alignment : size;
+    if (size <= SMALL_REQUEST_MAX && alignment <= MS_SLICE_SIZE) {
+        size_t need = size + MS_SECURE_TRAILER < alignment ? alignment : size + MS_SECURE_TRAILER;
         for (unsigned c = ms_size_class_of(need); c < MS_CLASS_COUNT; c++)
             if ((ms_size_class_size(c) & (alignment - 1)) == 0)
-                return ms_heap_alloc(heap, c);
+                return small_alloc(heap, c, size);
     }
     return ms_large_alloc(size, alignment, false);
 }
@@ -50,10 +61,22 @@ void ms_free(void *p, const char *caller) {
     block_home_t home;
     if (!find_block(p, &home))
         ms_host_fatal(caller, "invalid pointer", p);
-    if (home.span == NULL)
+    if (home.span == NULL) {
         ms_large_free(home.segment);
-    else
-        ms_heap_free(home.segment, home.span, (block_t *)p);
+        return;
+    }
+    /* A block already marked free is left for ms_heap_free to call a double
+     * free; checking its trailer would report an overflow instead. */
+    if (MS_SECURE && ((block_t *)p)->freed_mark != (uintptr_t)home.span)
+        ms_secure_block_in(p, home.span->block_size, caller);
+    ms_heap_free(home.segment, home.span, (block_t *)p);
+}
+
+/* What a live small block can hold for its owner. */
+static size_t small_usable(const span_t *span, const void *p) {
+    if (MS_SECURE)
+        return ms_secure_block_requested(p, span->block_size);
+    return span->block_size;
 }
 
 size_t ms_usable_size(const void *p, const char *caller) {
@@ -62,7 +85,7 @@ size_t ms_usable_size(const void *p, const char *caller) {
         ms_host_fatal(caller, "invalid pointer", p);
     if (home.span == NULL)
         return ms_large_usable(home.segment);
-    return home.span->block_size;
+    return small_usable(home.span, p);
 }
 
 void *ms_realloc(heap_t *heap, void *p, size_t size) {
@@ -76,9 +99,10 @@ void *ms_realloc(heap_t *heap, void *p, size_t size) {
             return ms_large_resize(home.segment, size);
         usable = ms_large_usable(home.segment);
     } else {
-        usable = home.span->block_size;
-        /* Stay put unless the block would be mostly empty. */
-        if (size <= usable && (size >= usable / 2 || usable <= 64))
+        usable = small_usable(home.span, p);
+        /* Stay put unless the block would be mostly empty. The secure build
+         * always moves, so the trailer is checked and rewritten. */
+        if (!MS_SECURE && size <= usable && (size >= usable / 2 || usable <= 64))
             return p;
     }
     void *moved = ms_alloc(heap, size, 0);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include "heap.h"
 #include "host.h"
+#include "secure.h"
 #include "segment.h"
 #include "size_class.h"
 #include "types.h"
@@ -15,11 +16,11 @@
  * NULL sends the caller to its slow path (which also covers a thread that
  * has no heap yet: its spans are all ms_span_empty). */
 static inline void *ms_alloc_fast(size_t size) {
-    if (MS_LIKELY(size <= MS_DIRECT_MAX)) {
+    if (MS_LIKELY(size <= MS_DIRECT_MAX) && !MS_SECURE) {
         span_t *span = ms_heap_tls->direct[(size + 15) >> 4];
         block_t *block = span->free;
         if (MS_LIKELY(block != NULL)) {
-            span->free = block->next;
+            span->free = ms_link_code(block->next, block);
             block->freed_mark = 0;
             span->used++;
             return block;
@@ -36,7 +37,7 @@ static inline void *ms_alloc_fast(size_t size) {
  * caller to its slow path. A block of a span longer than a slice is tested
  * here only if it starts in the first slice; the others take the slow path. */
 static inline bool ms_free_fast(void *p) {
-    if (MS_LIKELY(ms_segment_mapped(p))) {
+    if (MS_LIKELY(ms_segment_mapped(p)) && !MS_SECURE) {
         segment_t *segment = ms_segment_base(p);
         span_t *span = ms_segment_slice_of(segment, p);
         block_t *block = (block_t *)p;
@@ -44,7 +45,7 @@ static inline bool ms_free_fast(void *p) {
         if (MS_LIKELY(span->local_key == ms_thread_id() &&
                       offset * span->block_magic < span->carved_limit &&
                       block->freed_mark != (uintptr_t)span)) {
-            block->next = span->free;
+            block->next = ms_link_code(span->free, block);
             block->freed_mark = (uintptr_t)span;
             span->free = block;
             if (MS_UNLIKELY(--span->used == 0))

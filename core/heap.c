@@ -3,6 +3,7 @@
 #include "host.h"
 #include "large_cache.h"
 #include "os.h"
+#include "secure.h"
 #include "span.h"
 #include "stats.h"
 
@@ -256,7 +257,7 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
 /* Put a hole back on its span, as the owner (or, for a pooled heap, while
  * holding pool_lock). */
 static void span_take_back(heap_t *heap, segment_t *segment, span_t *span, block_t *block) {
-    block->next = span->free;
+    block->next = ms_link_code(span->free, block);
     block->freed_mark = (uintptr_t)span;
     span->free = block;
     if (span->full) {
@@ -268,14 +269,34 @@ static void span_take_back(heap_t *heap, segment_t *segment, span_t *span, block
         ms_heap_span_emptied(heap, segment, span);
 }
 
+/* A hole's link must lead to a hole of the same heap: checked where it is
+ * cheap (every link on the slow paths; every pop in the secure build), so
+ * a write after free or past a block's end that hit a link is reported
+ * instead of handing out memory that belongs to something else. */
+__attribute__((noreturn, cold)) static void corrupt_link(const block_t *hole) {
+    ms_host_fatal("malloc", "corrupted free-list link in the hole at", hole);
+}
+
+static block_t *next_hole(segment_t *segment, span_t *span, const block_t *hole) {
+    block_t *next = ms_link_code(hole->next, hole);
+    if (next && !ms_span_is_block_start(segment, span, next))
+        corrupt_link(hole);
+    return next;
+}
+
 static void drain_remote(heap_t *heap) {
     block_t *list = atomic_exchange_explicit(&heap->remote_free, NULL, memory_order_acquire);
     int64_t drained = 0;
-    for (; list; drained++) {
+    for (const block_t *from = NULL; list; drained++) {
         block_t *block = list;
-        list = block->next;
         segment_t *segment = ms_segment_base(block);
-        span_t *span = ms_span_head(ms_segment_slice_of(segment, block));
+        span_t *span;
+        if (!ms_segment_mapped(block) || segment->heap != heap ||
+            (span = ms_span_head(ms_segment_slice_of(segment, block))) == NULL ||
+            !ms_span_is_block_start(segment, span, block))
+            corrupt_link(from ? from : block);
+        list = ms_link_code(block->next, block);
+        from = block;
         span_take_back(heap, segment, span, block);
     }
     /* Counted here, a batch at a time: a shared counter bumped by every
@@ -289,7 +310,7 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
     for (;;) {
         if (span->free) {
             block_t *block = span->free;
-            span->free = block->next;
+            span->free = next_hole(ms_segment_base(span), span, block);
             block->freed_mark = 0;
             span->used++;
             return block;
@@ -322,7 +343,7 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
 
 static bool remote_list_has(heap_t *heap, const block_t *block) {
     for (const block_t *b = atomic_load_explicit(&heap->remote_free, memory_order_acquire); b;
-         b = b->next)
+         b = ms_link_code(b->next, b))
         if (b == block)
             return true;
     return false;
@@ -346,7 +367,7 @@ void ms_heap_free(segment_t *segment, span_t *span, block_t *block) {
     block->freed_mark = (uintptr_t)span;
     block_t *head = atomic_load_explicit(&heap->remote_free, memory_order_relaxed);
     do
-        block->next = head;
+        block->next = ms_link_code(head, block);
     while (!atomic_compare_exchange_weak_explicit(&heap->remote_free, &head, block,
                                                   memory_order_seq_cst, memory_order_relaxed));
     /* Pairs with ms_heap_release: either it drains our block after marking
@@ -386,8 +407,10 @@ heap_t *ms_heap_acquire(void) {
     ms_unlock(&pool_lock);
     if (heap == NULL) {
         ms_lock(&pool_lock);
-        if (all_heaps == NULL && direct_end[0] == 0)
+        if (all_heaps == NULL && direct_end[0] == 0) {
             direct_ranges_init();
+            ms_secure_init();
+        }
         ms_unlock(&pool_lock);
         heap = ms_os_map(MS_HEAP_MAPPED_SIZE);
         if (heap == NULL)

@@ -52,6 +52,9 @@ static inline void ms_lock_reset(ms_lock_t *lock) {
 
 uint64_t ms_host_now_ms(void) MS_HIDDEN;
 
+/* 64 unpredictable bits from the kernel (for secrets, not speed). */
+uint64_t ms_host_random(void) MS_HIDDEN;
+
 /* "mspace: <function>(): <problem> 0x<address>" on stderr, then abort(). */
 __attribute__((noreturn, cold)) void ms_host_fatal(const char *function, const char *problem,
                                                    const void *address) MS_HIDDEN;

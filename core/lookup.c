@@ -12,6 +12,7 @@
  * reason to store a pointer into allocator metadata. */
 #include "lookup.h"
 #include "heap.h"
+#include "secure.h"
 #include "segment.h"
 #include "size_class.h"
 #include "span.h"
@@ -19,27 +20,29 @@
 /* Remote lists can be long; stop before a corrupted one loops us. */
 #define REMOTE_WALK_MAX (1u << 20)
 
-static bool in_span_block(const span_t *span, uintptr_t start, uintptr_t carved_end,
-                          const block_t *b) {
-    uintptr_t a = (uintptr_t)b;
-    return a >= start && a < carved_end && (a - start) % span->block_size == 0;
+/* A link is followed only to the start of a carved block of a span in a
+ * mapped segment: memory that is safe to read (never a guard page). */
+static bool plausible_hole(const block_t *b) {
+    if (!ms_segment_mapped(b))
+        return false;
+    segment_t *segment = ms_segment_base(b);
+    span_t *span = ms_span_head(ms_segment_slice_of(segment, b));
+    return span && ms_span_is_block_start(segment, span, b);
 }
 
-static bool on_own_lists(heap_t *heap, segment_t *segment, span_t *span, const block_t *block) {
-    uintptr_t start = (uintptr_t)ms_span_start(segment, span);
-    uintptr_t carved_end = start + span->carved_end;
+static bool on_own_lists(heap_t *heap, span_t *span, const block_t *block) {
     size_t capacity = (size_t)span->slice_count * MS_SLICE_SIZE / span->block_size;
     const block_t *b = span->free;
-    for (size_t n = 0; b && n <= capacity && in_span_block(span, start, carved_end, b); n++) {
+    for (size_t n = 0; b && n <= capacity && plausible_hole(b); n++) {
         if (b == block)
             return true;
-        b = b->next;
+        b = ms_link_code(b->next, b);
     }
     b = atomic_load_explicit(&heap->remote_free, memory_order_acquire);
-    for (unsigned n = 0; b && n < REMOTE_WALK_MAX && ms_segment_of(b) != NULL; n++) {
+    for (unsigned n = 0; b && n < REMOTE_WALK_MAX && plausible_hole(b); n++) {
         if (b == block)
             return true;
-        b = b->next;
+        b = ms_link_code(b->next, b);
     }
     return false;
 }
@@ -61,14 +64,15 @@ static void lookup_small(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
         return;
     }
     uintptr_t start = (uintptr_t)ms_span_start(segment, span);
-    size_t bytes = (size_t)slices * MS_SLICE_SIZE;
+    unsigned first = (unsigned)(span - segment->spans);
+    size_t bytes = ms_segment_room(first, slices);
     size_t k = (a - start) / size;
-    if ((k + 1) * size > bytes) { /* the tail no block fits in */
-        out->state = MS_LOOKUP_UNCARVED;
+    if ((k + 1) * size > bytes) { /* the tail no block fits in, or a guard page */
+        out->state = a - start < bytes ? MS_LOOKUP_UNCARVED : MS_LOOKUP_METADATA;
         return;
     }
     out->block = start + k * size;
-    out->block_size = size;
+    out->block_size = out->requested = size - MS_SECURE_TRAILER;
     out->size_class = (int)ms_size_class_of(size);
     if ((k + 1) * size > MS_PEEK(span->carved_end)) {
         out->state = MS_LOOKUP_UNCARVED;
@@ -79,8 +83,15 @@ static void lookup_small(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
     heap_t *mine = ms_heap_tls;
     out->exact = segment->heap == mine && mine != &ms_heap_empty;
     if (marked && out->exact)
-        marked = on_own_lists(mine, segment, span, block);
+        marked = on_own_lists(mine, span, block);
     out->state = marked ? MS_LOOKUP_FREE : MS_LOOKUP_IN_USE;
+    /* The hardened build records the request in the block's trailer, and
+     * malloc_usable_size answers with it. */
+    if (MS_SECURE && !marked) {
+        size_t requested = ms_secure_block_requested(block, size);
+        if (requested <= out->block_size)
+            out->block_size = out->requested = requested;
+    }
 }
 
 static void lookup_large(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
@@ -93,7 +104,7 @@ static void lookup_large(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
     }
     out->state = MS_LOOKUP_IN_USE;
     out->block = block;
-    out->block_size = out->region + out->region_size - block;
+    out->block_size = out->requested = out->region + out->region_size - block;
 }
 
 typedef struct {

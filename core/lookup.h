@@ -13,7 +13,8 @@ enum ms_lookup_state {
     MS_LOOKUP_IN_USE,   /* in a block handed out and not freed */
     MS_LOOKUP_FREE,     /* in a hole */
     MS_LOOKUP_UNCARVED, /* in a span's uncarved rest or a slice no span uses */
-    MS_LOOKUP_METADATA, /* in a segment header (or the pages before a large block) */
+    MS_LOOKUP_METADATA, /* in a segment header, the pages before a large block or a
+                           guard page */
 };
 
 typedef struct {
@@ -21,7 +22,8 @@ typedef struct {
     bool exact;           /* state confirmed on the caller's own lists (see lookup.c) */
     bool large;           /* the region is a large block's */
     uintptr_t block;      /* start of the block (or would-be block); 0 if none */
-    size_t block_size;    /* its usable bytes */
+    size_t block_size;    /* its usable bytes (what malloc_usable_size says) */
+    size_t requested;     /* bytes asked for if recorded (hardened build), else block_size */
     int size_class;       /* -1 for large blocks and for no block */
     uintptr_t region;     /* the segment's base */
     size_t region_size;

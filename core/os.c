@@ -83,3 +83,5 @@ void *ms_os_move_aligned(void *base, size_t old_size, size_t new_size, size_t al
     ms_stats_mapped((ptrdiff_t)new_size - (ptrdiff_t)old_size);
     return moved;
 }
+
+bool ms_os_protect_none(void *base, size_t size) { return mprotect(base, size, PROT_NONE) == 0; }

@@ -1,5 +1,5 @@
 /* The only door to the kernel's memory calls (mmap, munmap, madvise,
- * mremap). Every function returns NULL / false on failure with errno set by
+ * mremap, mprotect). Every function returns NULL / false on failure with errno set by
  * the kernel, and counts what it did in stats. */
 #ifndef MS_OS_H
 #define MS_OS_H
@@ -21,5 +21,7 @@ bool ms_os_resize_in_place(void *base, size_t old_size, size_t new_size) MS_HIDD
 void *ms_os_move_aligned(void *base, size_t old_size, size_t new_size,
                          size_t alignment) MS_HIDDEN;
 size_t ms_os_page_size(void) MS_HIDDEN;
+/* Make a range inaccessible (guard pages); false if the kernel refused. */
+bool ms_os_protect_none(void *base, size_t size) MS_HIDDEN;
 
 #endif

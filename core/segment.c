@@ -1,6 +1,7 @@
 #include "segment.h"
 #include <stdbool.h>
 #include "os.h"
+#include "secure.h"
 #include "stats.h"
 
 uint8_t ms_segment_map[MS_MAP_ENTRIES];
@@ -54,6 +55,14 @@ segment_t *ms_segment_create(heap_t *heap) {
     segment->kind = SEGMENT_SMALL;
     segment->mapped_size = MS_SEGMENT_SIZE;
     segment->used_slices = 1;
+    if (MS_SECURE) {
+        /* A linear overflow out of the previous mapping, or out of the
+         * header into the first span, faults instead of corrupting. Best
+         * effort: a refused mprotect only loses the guard. */
+        ms_os_protect_none((char *)segment + MS_SEGMENT_HEADER_SIZE,
+                           MS_SLICE_SIZE - MS_SEGMENT_HEADER_SIZE);
+        ms_os_protect_none((char *)segment + MS_SEGMENT_SIZE - MS_SECURE_GUARD, MS_SECURE_GUARD);
+    }
     ms_segment_register(segment);
     ms_stats_add(MS_STAT_segments, 1);
     return segment;

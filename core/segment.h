@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "host.h"
+#include "secure.h"
 #include "types.h"
 
 /* One byte per 4 MiB of address space: MS_MAP_SEGMENT where a segment header
@@ -47,6 +48,13 @@ static inline span_t *ms_segment_slice_of(segment_t *segment, const void *p) {
 
 static inline void *ms_segment_slice_base(segment_t *segment, const span_t *slice) {
     return (char *)segment + (size_t)(slice - segment->spans) * MS_SLICE_SIZE;
+}
+
+/* Bytes of slices [first, first + count) that can hold blocks: all of
+ * them, less the hardened build's guard page at the segment's end. */
+static inline size_t ms_segment_room(unsigned first, unsigned count) {
+    size_t bytes = (size_t)count * MS_SLICE_SIZE;
+    return first + count == MS_SLICES_PER_SEGMENT ? bytes - MS_SECURE_GUARD : bytes;
 }
 
 /* Maps a small segment for heap, on the chain; NULL with errno on failure. */

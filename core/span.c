@@ -1,5 +1,6 @@
 #include "span.h"
 #include <stdbool.h>
+#include "secure.h"
 #include "size_class.h"
 #include "stats.h"
 
@@ -33,8 +34,39 @@ void ms_span_release(segment_t *segment, span_t *span) {
 #define CARVE_BYTES (16 * 1024)
 #define CARVE_MAX_BLOCKS 128
 
+/* Bytes of the span that can hold blocks: all of it, except the guard page
+ * at the end of the segment in the secure build. */
+static size_t capacity(const segment_t *segment, const span_t *span) {
+    size_t bytes = (size_t)span->slice_count * MS_SLICE_SIZE;
+    if (span + span->slice_count == segment->spans + MS_SLICES_PER_SEGMENT)
+        bytes -= MS_SECURE_GUARD;
+    return bytes;
+}
+
+/* The secure build threads the batch in random order: the addresses of
+ * consecutive mallocs tell an attacker nothing about their neighbours. */
+static block_t *thread_batch(char *first, unsigned batch, size_t block_size, span_t *span) {
+    unsigned order[MS_SECURE ? CARVE_MAX_BLOCKS : 1];
+    if (MS_SECURE)
+        for (unsigned i = 0; i < batch; i++) {
+            unsigned j = ms_secure_random_below(i + 1);
+            order[i] = order[j];
+            order[j] = i;
+        }
+    block_t *tail = span->free; /* normally NULL: carving happens when free is empty */
+    for (unsigned i = batch; i-- > 0;) {
+        block_t *b = (block_t *)(first + (size_t)(MS_SECURE ? order[i] : i) * block_size);
+        if (MS_SECURE)
+            ms_secure_poison(b, block_size);
+        b->next = ms_link_code(tail, b);
+        b->freed_mark = (uintptr_t)span;
+        tail = b;
+    }
+    return tail;
+}
+
 unsigned ms_span_carve(segment_t *segment, span_t *span) {
-    size_t span_bytes = (size_t)span->slice_count * MS_SLICE_SIZE;
+    size_t span_bytes = capacity(segment, span);
     unsigned left = (unsigned)((span_bytes - span->carved_end) / span->block_size);
     unsigned batch = CARVE_BYTES / span->block_size;
     if (batch == 0)
@@ -46,21 +78,14 @@ unsigned ms_span_carve(segment_t *segment, span_t *span) {
     if (batch == 0)
         return 0;
     char *first = ms_span_start(segment, span) + span->carved_end;
-    block_t *tail = span->free; /* normally NULL: carving happens when free is empty */
-    for (unsigned i = batch; i-- > 0;) {
-        block_t *b = (block_t *)(first + (size_t)i * span->block_size);
-        b->next = tail;
-        b->freed_mark = (uintptr_t)span;
-        tail = b;
-    }
-    span->free = tail;
+    span->free = thread_batch(first, batch, span->block_size, span);
     span->carved_end += batch * span->block_size;
     span->carved_limit += batch * (uint64_t)(span->block_size * span->block_magic);
     return batch;
 }
 
 bool ms_span_has_hole(const span_t *span, const block_t *block) {
-    for (const block_t *b = span->free; b; b = b->next)
+    for (const block_t *b = span->free; b; b = ms_link_code(b->next, b))
         if (b == block)
             return true;
     return false;

@@ -23,7 +23,7 @@ static bool read_span(segment_t *segment, unsigned first, span_reading_t *r) {
     if (slices == 0 || slices > MS_SLICES_PER_SEGMENT - first)
         slices = 1;
     r->start = (uintptr_t)ms_segment_slice_base(segment, span);
-    r->bytes = (size_t)slices * MS_SLICE_SIZE;
+    r->bytes = ms_segment_room(first, slices);
     r->slices = slices;
     r->block_size = block_size;
     size_t carved_end = MS_PEEK(span->carved_end);
@@ -36,11 +36,12 @@ static bool read_span(segment_t *segment, unsigned first, span_reading_t *r) {
 static void add_small(ms_usage_t *u, segment_t *segment) {
     u->small_segments++;
     u->small_mapped += MS_SEGMENT_SIZE;
-    u->overhead_segments += MS_SLICE_SIZE;
+    /* The header's slice, and the hardened build's guard at the end. */
+    u->overhead_segments += MS_SEGMENT_SIZE - ms_segment_room(1, MS_SLICES_PER_SEGMENT - 1);
     for (unsigned i = 1; i < MS_SLICES_PER_SEGMENT;) {
         span_reading_t r;
         if (!read_span(segment, i, &r)) {
-            u->free_slices += MS_SLICE_SIZE;
+            u->free_slices += ms_segment_room(i, 1);
             i++;
             continue;
         }

@@ -30,8 +30,9 @@ typedef struct {
      * span uses, freed large blocks kept mapped by the large-block cache */
     size_t free_holes, free_uncarved, free_slices, free_cached;
     /* overhead, by kind: slice 0 of small segments (the header and the
-     * rest of its slice, never given to a span), the pages before each
-     * large block, the heap structs */
+     * rest of its slice, never given to a span) and the hardened build's
+     * guard page at their end, the pages before each large block, the
+     * heap structs */
     size_t overhead_segments, overhead_large, overhead_heaps;
     size_t small_segments, small_mapped, small_in_use; /* in_use: live blocks x class size */
     size_t large_blocks, large_mapped, large_in_use;  /* large_in_use: usable bytes */

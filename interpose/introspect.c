@@ -401,12 +401,14 @@ EXPORT int mspace_get(const void *addr, mspace_block_info *out) {
         out->exact = found.exact;
         out->block = (void *)found.block;
         out->usable_size = found.block_size;
+        out->requested_size = found.requested;
         out->size_class = found.size_class;
         out->region = (void *)found.region;
         out->region_size = found.region_size;
         out->large = found.large;
     }
-    out->requested_size = out->usable_size;
+    if (out->bootstrap)
+        out->requested_size = out->usable_size;
     uint64_t physical;
     if (ms_host_physical_address(addr, &physical)) {
         out->physical_known = 1;

@@ -99,7 +99,7 @@ enum mspace_block_state {
     MSPACE_IN_USE,       /* inside a block handed out and not freed */
     MSPACE_FREE,         /* inside a free block (a hole) */
     MSPACE_UNCARVED,     /* inside mapped memory never cut into a block yet */
-    MSPACE_METADATA,     /* inside a region's header */
+    MSPACE_METADATA,     /* inside a region's header or a guard page */
 };
 
 typedef struct {
@@ -108,9 +108,10 @@ typedef struct {
      * large; 0 when it was read from another thread's heap (a snapshot). */
     int exact;
     void *block;            /* start of the block holding addr (NULL if none) */
-    size_t usable_size;     /* bytes usable from block */
-    size_t requested_size;  /* bytes asked for, when mspace knows them; else
-                               usable_size */
+    size_t usable_size;     /* bytes usable from block (for a live block,
+                               what malloc_usable_size says) */
+    size_t requested_size;  /* bytes asked for, when mspace knows them (the
+                               hardened build records them); else usable_size */
     int size_class;         /* class index; -1 for large blocks and no block */
     void *region;           /* the mapped region holding addr (MeMS: main-chain node) */
     size_t region_size;

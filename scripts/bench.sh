@@ -173,6 +173,8 @@ find_lib() { # SONAME: first match in the usual library directories
     printf '%s\n' "/usr/lib/${multiarch:-x86_64-linux-gnu}/$1"
 }
 add_alloc mspace "$ROOT/libmspace.so" "build it with make"
+# The hardened build, to show what its checks cost; not a peer.
+add_alloc mspace-secure "$ROOT/libmspace-secure.so" "build it with make"
 add_alloc glibc ""
 add_alloc jemalloc "$(find_lib libjemalloc.so.2)" "apt-get install libjemalloc2"
 add_alloc tcmalloc "$(find_lib libtcmalloc_minimal.so.4)" "apt-get install libtcmalloc-minimal4"
@@ -181,7 +183,7 @@ for a in mspace jemalloc; do # required: the comparison is pointless without the
     [ -n "${PRELOAD[$a]+set}" ] || { note "FAILED: $a is required"; exit 1; }
 done
 PEERS=()
-for a in "${ALLOCS[@]}"; do [ "$a" != mspace ] && PEERS+=("$a"); done
+for a in "${ALLOCS[@]}"; do case $a in mspace*) ;; *) PEERS+=("$a") ;; esac; done
 
 env_for() { # ALLOCATOR -> ENVV=(env ...) that runs a command under it
     ENVV=(env -u MSPACE_STATS -u MSPACE_STATS_FILE)
@@ -206,7 +208,7 @@ version_of() { # allocator -> package version
     case $1 in
     glibc) pkg=libc6 ;; jemalloc) pkg=libjemalloc2 ;;
     tcmalloc) pkg=libtcmalloc-minimal4 ;; mimalloc) pkg=libmimalloc2.0 ;;
-    mspace) echo "$REV"; return ;;
+    mspace | mspace-secure) echo "$REV"; return ;;
     esac
     dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || echo "?"
 }

@@ -45,6 +45,14 @@ for t in tests/linked/*.sh; do
     [ -x "$t" ] && run_one "linked/${t##*/}" 120 "$t"
 done
 
+echo "== API and misuse under the hardened build (LD_PRELOAD=libmspace-secure.so)"
+for t in $B/api/* $B/misuse/* $B/stress/model_random; do
+    [ -x "$t" ] || continue
+    case $t in *.d|*.o) continue ;; esac
+    run_one "secure: ${t#$B/}" 180 env LD_PRELOAD="$PWD/libmspace-secure.so" "$t"
+done
+run_one "secure: real/python.sh" 300 tests/real/python.sh "$PWD/libmspace-secure.so"
+
 echo "== real programs (LD_PRELOAD=libmspace.so vs plain)"
 for t in tests/real/*.sh; do
     [ -x "$t" ] && run_one "real/${t##*/}" 300 "$t" "$LIB"

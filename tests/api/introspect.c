@@ -67,11 +67,19 @@ static char *report(int flags) {
     return text;
 }
 
-static unsigned class_of(const mspace_stats *s, size_t block_size) {
-    for (unsigned c = 0; c < s->class_count; c++)
-        if (s->classes[c].block_size == block_size)
-            return c;
-    return 0;
+/* A block's size class, and the class's block size (its stride in the
+ * span: the hardened build keeps a trailer past what the block can hold). */
+static unsigned class_of(const void *p) {
+    mspace_block_info info;
+    mspace_get(p, &info);
+    return info.size_class > 0 ? (unsigned)info.size_class : 0;
+}
+
+static size_t stride_of(const void *p) { return mspace_stats_get().classes[class_of(p)].block_size; }
+
+static int by_address(const void *a, const void *b) {
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* ---- totals ---- */
@@ -96,13 +104,13 @@ static void test_totals(void) {
     void *blocks[20];
     for (int i = 0; i < 20; i++)
         blocks[i] = malloc(3000);
-    size_t size = malloc_usable_size(blocks[0]);
+    unsigned c = class_of(blocks[0]);
     mspace_stats s1 = mspace_stats_get();
-    unsigned c = class_of(&s1, size);
+    size_t size = s1.classes[c].block_size;
     for (int i = 1; i < 20; i += 2)
         free(blocks[i]);
     mspace_stats s2 = mspace_stats_get();
-    CHECK("3000-byte blocks have their class", c > 0 && s1.classes[c].block_size == size);
+    CHECK("3000-byte blocks have their class", c > 0 && size >= 3000 && size < 4096);
     CHECK("a class counts its blocks in use", s1.classes[c].blocks_in_use >= 20 &&
                                                   s1.classes[c].bytes_in_use ==
                                                       s1.classes[c].blocks_in_use * size);
@@ -140,12 +148,14 @@ static void test_verbose(void) {
     char *large[3];
     for (int i = 0; i < 3; i++)
         large[i] = malloc((size_t)(i + 1) * MiB);
-    /* Eight blocks of a class of their own, carved in address order; free
-     * the third and fourth: PROCESS 2, HOLE 2, PROCESS 4. */
+    /* Eight blocks of a class of their own, the first eight carved (in
+     * address order, or shuffled in pairs by the hardened build); free the
+     * third and fourth: PROCESS 2, HOLE 2, PROCESS 4. */
     char *b[8];
     for (int i = 0; i < 8; i++)
         b[i] = malloc(7000);
-    size_t bs = malloc_usable_size(b[0]);
+    qsort(b, 8, sizeof b[0], by_address);
+    size_t bs = stride_of(b[0]);
     free(b[2]);
     free(b[3]);
     mspace_stats s = mspace_stats_get();
@@ -284,8 +294,7 @@ static void test_get(void) {
 
     /* A class of its own: the first block carved, the rest of the span not. */
     char *lone = malloc(40000);
-    mspace_get(lone, &info);
-    size_t bs = info.usable_size;
+    size_t bs = stride_of(lone);
     r = mspace_get(lone + 5 * bs + 1, &info);
     CHECK("past the carved blocks: uncarved, with the block it would be",
           r == 1 && info.state == MSPACE_UNCARVED && info.block == lone + 5 * bs);

@@ -17,6 +17,7 @@ prefix=$tmp/prefix
 # A recursive make must not inherit the outer make's jobserver.
 check "make install" env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s install PREFIX="$prefix"
 check "lib/libmspace.so installed" test -f "$prefix/lib/libmspace.so"
+check "lib/libmspace-secure.so installed" test -f "$prefix/lib/libmspace-secure.so"
 check "include/mspace.h installed" test -f "$prefix/include/mspace.h"
 check "lib/pkgconfig/mspace.pc installed" test -f "$prefix/lib/pkgconfig/mspace.pc"
 flags=$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs mspace 2>"$tmp/err")

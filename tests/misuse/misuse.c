@@ -246,6 +246,48 @@ static void valid_frees(void) {
     free(realloc(malloc(10), 1000));
 }
 
+/* ---- the secure build's cases (libmspace-secure.so only) ---- */
+static void overflow_one_byte(void) {
+    char *p = malloc(24);
+    report(p);
+    memset(p, 'a', 25);
+    free(p);
+}
+static void overflow_odd_size(void) {
+    char *p = malloc(100);
+    report(p);
+    p[100] = 0;
+    free(p);
+}
+static void overflow_whole_room(void) { /* malloc(40) fills its block up to the trailer */
+    char *p = malloc(40);
+    report(p);
+    memset(p, 0, 41);
+    free(p);
+}
+static void overflow_then_realloc(void) {
+    char *p = malloc(24);
+    report(p);
+    p[30] = 1;
+    p = realloc(p, 4000);
+}
+static void write_after_free(void) {
+    char *p = malloc(200);
+    report(p);
+    free(p);
+    ((volatile char *)launder(p))[100] = 1;
+    for (int i = 0; i < 100000; i++) /* until p comes round again */
+        if (malloc(200) == NULL) _exit(4);
+}
+static void link_after_free(void) {
+    void **p = malloc(64);
+    report(p);
+    free(p);
+    *(void *volatile *)launder(p) = (void *)0x4141414141410000ull;
+    for (int i = 0; i < 100000; i++)
+        if (malloc(64) == NULL) _exit(4);
+}
+
 /* ---- driver self-checks (also run without mspace) ---- */
 static void child_abort(void) {
     fputs("about to abort\n", stderr);
@@ -367,5 +409,24 @@ int main(void) {
         {"valid frees", valid_frees, NULL, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+
+    if (strstr(pre, "libmspace-secure")) {
+        static const struct mcase secure_cases[] = {
+            {"malloc(24), 25 bytes written", overflow_one_byte,
+             "mspace: free(): heap buffer overflow past the end of the 24-byte block at ", 0},
+            {"malloc(100), p[100] written", overflow_odd_size,
+             "mspace: free(): heap buffer overflow past the end of the 100-byte block at ", 0},
+            {"malloc(40) (block full to its trailer), 41 bytes written", overflow_whole_room,
+             "mspace: free(): heap buffer overflow past the end of the 40-byte block at ", 0},
+            {"overflow found by realloc", overflow_then_realloc,
+             "mspace: realloc(): heap buffer overflow past the end of the 24-byte block at ", 0},
+            {"write after free, then mallocs", write_after_free,
+             "mspace: malloc(): write after free to the block at ", 0},
+            {"free-list link overwritten after free", link_after_free,
+             "mspace: malloc(): corrupted free-list link in the hole at ", 0},
+        };
+        for (size_t i = 0; i < sizeof secure_cases / sizeof secure_cases[0]; i++)
+            run_case(&secure_cases[i]);
+    }
     return TEST_DONE();
 }
