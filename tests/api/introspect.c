@@ -227,6 +227,19 @@ static void test_verbose(void) {
 /* ---- mspace_get ---- */
 static int global_variable;
 
+/* Does the kernel show this process its page frame numbers (it does to
+ * CAP_SYS_ADMIN only)? Asked of a page surely resident: our stack. */
+static int frames_visible(void) {
+    volatile char here = 1;
+    uint64_t entry = 0;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0)
+        return 0;
+    pread(fd, &entry, sizeof entry, (off_t)((uintptr_t)&here / 4096 * sizeof entry));
+    close(fd);
+    return (entry >> 63) && (entry & (((uint64_t)1 << 55) - 1)) != 0;
+}
+
 static void *other_thread_block(void *arg) {
     (void)arg;
     return malloc(200);
@@ -249,15 +262,15 @@ static void test_get(void) {
     r = mspace_get(p + 77, &info);
     CHECK("interior pointer resolves to its block", r == 1 && info.block == p &&
                                                         info.state == MSPACE_IN_USE);
-    if (geteuid() == 0) {
+    if (frames_visible()) {
         mspace_block_info other;
         mspace_get(p + 3, &other);
-        CHECK("physical address of a touched page (root sees frames)",
+        CHECK("physical address of a touched page (frames visible here)",
               info.physical_known && other.physical_known &&
                   other.physical_address + 74 == info.physical_address &&
                   info.physical_address % 4096 == (uintptr_t)(p + 77) % 4096);
     } else {
-        CHECK("no physical address without privileges", info.physical_known == 0);
+        CHECK("no physical address where the kernel hides frames", info.physical_known == 0);
     }
 
     char *q = malloc(100);
