@@ -272,6 +272,20 @@ static void test_get(void) {
     } else {
         CHECK("no physical address where the kernel hides frames", info.physical_known == 0);
     }
+    if (geteuid() == 0) { /* and once as nobody, to whom the kernel shows no frames */
+        pid_t child = fork();
+        if (child == 0) {
+            if (setgid(65534) != 0 || setuid(65534) != 0)
+                _exit(2);
+            mspace_block_info mine;
+            _exit(mspace_get(p, &mine) == 1 && mine.state == MSPACE_IN_USE &&
+                          !mine.physical_known ? 0 : 1);
+        }
+        int status = -1;
+        waitpid(child, &status, 0);
+        CHECK("an unprivileged process gets no physical address, and the rest",
+              WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
 
     char *q = malloc(100);
     free(q);
