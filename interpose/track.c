@@ -22,6 +22,9 @@
 
 static bool profiling, leak_checking;
 static __thread bool busy;
+/* Where the leak report goes if the program closed stderr before exit (as
+ * coreutils do): a copy of fd 2 taken at start-up. */
+static int stderr_copy = -1;
 
 bool ms_track_init(void) {
     bool prof = ms_option_number(MS_OPTION_PROF) != 0;
@@ -35,6 +38,8 @@ bool ms_track_init(void) {
     ms_sample_set_rate((uint64_t)ms_option_number(MS_OPTION_PROF_SAMPLE));
     profiling = prof;
     leak_checking = leaks;
+    if (leaks)
+        stderr_copy = fcntl(2, F_DUPFD_CLOEXEC, 10);
     return true;
 }
 
@@ -131,7 +136,7 @@ __attribute__((destructor)) static void track_at_exit(void) {
     if (leak_checking) {
         busy = true;
         ms_leaks_host_t host = {.describe = ms_unwind_describe, .excluded = kept_by_libc};
-        ms_leaks_report(2, &host);
+        ms_leaks_report(fcntl(2, F_GETFD) >= 0 || stderr_copy < 0 ? 2 : stderr_copy, &host);
         busy = false;
     }
 }
