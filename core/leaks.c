@@ -129,7 +129,7 @@ size_t ms_leaks_report(int fd, const ms_leaks_host_t *host) {
         ms_text_dec(&t, (uint64_t)c.excluded_bytes);
         ms_text_str(&t, " bytes in ");
         ms_text_dec(&t, (uint64_t)c.excluded_blocks);
-        ms_text_str(&t, " blocks the C library keeps for its own use)");
+        ms_text_str(&t, " blocks kept by libc, the loader and library initialisers)");
     }
     ms_text_str(&t, "\n");
     ms_host_write(fd, t.buf, t.len);

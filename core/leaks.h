@@ -15,7 +15,8 @@ void ms_leaks_remove(const void *address) MS_HIDDEN;
 typedef struct {
     /* Appends " in func+0x12 (object)" or similar for a return address. */
     void (*describe)(ms_text_t *t, uintptr_t pc);
-    /* Blocks from this stack are the C library's own, kept on purpose. */
+    /* Blocks from this stack are kept until exit on purpose by libc, the
+     * loader or a library's initialiser: counted apart, not listed. */
     bool (*excluded)(const ms_stack_t *stack);
 } ms_leaks_host_t;
 
