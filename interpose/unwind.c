@@ -140,7 +140,7 @@ void ms_unwind_fork_parent(void) {
 void ms_unwind_fork_child(void) {
     if (fork_found_unwinds && !child_must_not_unwind) {
         static const char message[] =
-            "mspace: fork() while another thread was unwinding: no stacks in this child\n";
+            "mspace: fork() interrupted a stack unwind: no stacks in this child\n";
         ms_host_write(2, message, sizeof message - 1);
         child_must_not_unwind = true;
     }
