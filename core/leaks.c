@@ -1,7 +1,7 @@
 #include "leaks.h"
 #include "host.h"
 #include "os.h"
-#include "record.h"
+#include "records.h"
 
 static ms_records_t live;
 

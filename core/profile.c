@@ -1,5 +1,5 @@
 #include "profile.h"
-#include "record.h"
+#include "records.h"
 #include "sample.h"
 #include "text.h"
 

@@ -1,4 +1,4 @@
-#include "record.h"
+#include "records.h"
 #include "os.h"
 
 #define FIRST_BUCKETS 512

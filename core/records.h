@@ -3,8 +3,8 @@
  * reports one per block. Filled from inside malloc and free, so the table
  * lives in mapped memory, and it is split into stripes, each with its own
  * lock and its own growing hash table, so threads rarely meet. */
-#ifndef MS_RECORD_H
-#define MS_RECORD_H
+#ifndef MS_RECORDS_H
+#define MS_RECORDS_H
 #include <stdbool.h>
 #include <stddef.h>
 #include "host.h"

@@ -1,10 +1,10 @@
 /* Interned stacks (core/stack.c) and the records of live blocks
- * (core/record.c): one entry per distinct stack, records found again by
+ * (core/records.c): one entry per distinct stack, records found again by
  * address after their stripe's table has grown many times, and forgotten
  * exactly once. */
 #include <stdint.h>
 #include "../harness.h"
-#include "record.h"
+#include "records.h"
 #include "stack.h"
 
 static ms_records_t records;
@@ -16,7 +16,7 @@ static void count_record(const ms_record_t *r, void *arg) {
 }
 
 int main(void) {
-    TEST_BEGIN("unit/record");
+    TEST_BEGIN("unit/records");
     uintptr_t a[3] = {0x1000, 0x2000, 0x3000}, b[3] = {0x1000, 0x2000, 0x3001};
     ms_stack_t *sa = ms_stack_intern(a, 3), *sb = ms_stack_intern(b, 3);
     CHECK("stacks interned", sa && sb);
