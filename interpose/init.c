@@ -67,15 +67,7 @@ __attribute__((destructor)) static void report_at_exit(void) {
     const char *path = ms_option_text(MS_OPTION_STATS_FILE);
     if (*path) {
         ms_text_t name = {.len = 0};
-        for (; *path; path++) {
-            if (path[0] == '%' && path[1] == 'p') {
-                ms_text_dec(&name, (uint64_t)getpid());
-                path++;
-            } else if (name.len < sizeof name.buf - 1) {
-                name.buf[name.len++] = *path;
-            }
-        }
-        name.buf[name.len < sizeof name.buf ? name.len : sizeof name.buf - 1] = '\0';
+        ms_text_path(&name, path, (uint64_t)getpid());
         int fd = open(name.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd >= 0) {
             ms_stats_write(fd);

@@ -13,15 +13,17 @@
 set -u
 
 # Real-program tests (tests/real/*.sh) and building the test programs.
+# Heap profiles and leak reports: libunwind (dlopen'ed), google-pprof to read
+# the profiles, graphviz for scripts/mspace-prof-svg.
 TEST_PKGS=(build-essential gcc g++ make coreutils python3 git sqlite3 tcl perl
-           xz-utils zstd)
+           xz-utils zstd libunwind8 google-perftools graphviz)
 # Benchmarks: the peer allocators, charts, timing, instruction counts.
 BENCH_PKGS=(build-essential gcc make coreutils libjemalloc2 libjemalloc-dev
             libtcmalloc-minimal4 libmimalloc2.0 libunwind-dev gnuplot-nox time
             valgrind)
 
 # Commands checked instead when there is no dpkg (not Debian).
-TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd)
+TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd google-pprof dot)
 BENCH_CMDS=(gcc make)
 
 say() { printf 'deps: %s\n' "$*" >&2; }
