@@ -49,9 +49,12 @@ $(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) tests/harness.h
 # Everything else in tests/ is a plain malloc/free program run under LD_PRELOAD.
 PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c)
 PROG_BIN = $(PROG_SRC:tests/%.c=$(B)/tests/%)
-$(B)/tests/%: tests/%.c tests/harness.h tests/pattern.h
+# Frame pointers and exported symbols, so stacks in heap profiles and leak
+# reports resolve to the test's function names.
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h)
 	@mkdir -p $(@D)
-	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -pthread -o $@ $<
+	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -fno-omit-frame-pointer \
+	      -rdynamic -pthread -o $@ $<
 CXX_SRC = $(wildcard tests/api/*.cc)
 CXX_BIN = $(CXX_SRC:tests/%.cc=$(B)/tests/%)
 $(B)/tests/%: tests/%.cc tests/harness.h

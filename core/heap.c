@@ -494,18 +494,10 @@ void ms_heap_walk(void (*visit)(heap_t *, void *), void *arg) {
 
 static bool locked_for_fork[3];
 
-static void lock_for_fork(ms_lock_t *lock, bool *taken) {
-    /* A signal handler that forks may have interrupted this very thread
-     * inside the allocator: then it already holds the lock. */
-    *taken = !ms_lock_held_by_me(lock);
-    if (*taken)
-        ms_lock(lock);
-}
-
 void ms_heap_fork_prepare(void) {
-    lock_for_fork(&pool_lock, &locked_for_fork[0]);
-    lock_for_fork(&ms_segment_chain_lock, &locked_for_fork[1]);
-    lock_for_fork(&ms_large_cache_lock, &locked_for_fork[2]);
+    ms_lock_for_fork(&pool_lock, &locked_for_fork[0]);
+    ms_lock_for_fork(&ms_segment_chain_lock, &locked_for_fork[1]);
+    ms_lock_for_fork(&ms_large_cache_lock, &locked_for_fork[2]);
 }
 
 void ms_heap_fork_parent(void) {

@@ -44,6 +44,16 @@ static inline int ms_lock_held_by_me(ms_lock_t *lock) {
     return atomic_load_explicit(&lock->holder, memory_order_relaxed) == ms_thread_id();
 }
 
+/* fork()'s prepare handler takes every lock so no other thread is inside a
+ * critical section when the child is made. A signal handler that forks may
+ * have interrupted this very thread while it held the lock: then *taken is
+ * false and the parent handler must not release it. */
+static inline void ms_lock_for_fork(ms_lock_t *lock, bool *taken) {
+    *taken = !ms_lock_held_by_me(lock);
+    if (*taken)
+        ms_lock(lock);
+}
+
 /* Forget any holder: the only thread left after fork() is the child's. */
 static inline void ms_lock_reset(ms_lock_t *lock) {
     atomic_store(&lock->state, 0);

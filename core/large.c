@@ -18,13 +18,32 @@ static size_t block_offset(size_t alignment) {
     return alignment > MS_SEGMENT_HEADER_SIZE ? alignment : MS_SEGMENT_HEADER_SIZE;
 }
 
+/* A cached segment resized to map `mapped` bytes; its resident pages come
+ * along, so only the growth faults. NULL (segment unmapped) if it cannot
+ * grow. */
+static segment_t *fit_cached(segment_t *segment, size_t mapped) {
+    size_t old = segment->mapped_size;
+    if (old >= mapped) {
+        if (old > mapped + mapped / 8 && ms_os_resize_in_place(segment, old, mapped))
+            segment->mapped_size = mapped;
+        return segment;
+    }
+    segment_t *grown = segment;
+    if (!ms_os_resize_in_place(segment, old, mapped))
+        grown = ms_os_move_aligned(segment, old, mapped, MS_SEGMENT_SIZE);
+    if (grown == NULL) {
+        ms_os_unmap(segment, old);
+        return NULL;
+    }
+    grown->mapped_size = mapped;
+    grown->large_block = (char *)grown + MS_SEGMENT_HEADER_SIZE;
+    return grown;
+}
+
 static void *take_cached(size_t mapped, size_t size, bool zero) {
     segment_t *segment = ms_large_cache_take(mapped);
-    if (segment == NULL)
+    if (segment == NULL || (segment = fit_cached(segment, mapped)) == NULL)
         return NULL;
-    if (segment->mapped_size > mapped + mapped / 8 &&
-        ms_os_resize_in_place(segment, segment->mapped_size, mapped))
-        segment->mapped_size = mapped;
     ms_segment_register(segment);
     ms_stats_add(MS_STAT_large_blocks, 1);
     ms_stats_add(MS_STAT_large_allocs, 1);

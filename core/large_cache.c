@@ -3,9 +3,13 @@
 #include "os.h"
 #include "stats.h"
 
-#define ENTRIES 16
-#define BYTES_MAX ((size_t)64 << 20)
-#define KEEP_MS 100
+/* Sized for a program that frees a few hundred MiB of big buffers at once
+ * and builds them again (bench/frag): refaulting them costs far more than
+ * keeping them a moment. An idle heap still returns everything on its
+ * next collection (heap.c), so this bounds memory only while busy. */
+#define ENTRIES 64
+#define BYTES_MAX ((size_t)256 << 20)
+#define KEEP_MS 500
 
 typedef struct {
     segment_t *segment;
@@ -55,18 +59,31 @@ void ms_large_cache_put(segment_t *segment) {
     unmap_all(victims, n); /* no system call under the lock */
 }
 
+/* Which entry serves a request: the smallest that fits with at most half
+ * again to spare; else the biggest smaller one, which the caller grows
+ * (its resident pages still save faults); else the smallest bigger one,
+ * which the caller trims. */
+static unsigned choose(size_t mapped) {
+    unsigned fit = ENTRIES, smaller = ENTRIES, bigger = ENTRIES;
+    for (unsigned i = 0; i < count; i++) {
+        size_t size = entries[i].segment->mapped_size;
+        if (size >= mapped && size - mapped <= mapped / 2) {
+            if (fit == ENTRIES || size < entries[fit].segment->mapped_size)
+                fit = i;
+        } else if (size < mapped) {
+            if (smaller == ENTRIES || size > entries[smaller].segment->mapped_size)
+                smaller = i;
+        } else if (bigger == ENTRIES || size < entries[bigger].segment->mapped_size) {
+            bigger = i;
+        }
+    }
+    return fit != ENTRIES ? fit : smaller != ENTRIES ? smaller : bigger;
+}
+
 segment_t *ms_large_cache_take(size_t mapped) {
     segment_t *found = NULL;
     ms_lock(&ms_large_cache_lock);
-    unsigned best = ENTRIES;
-    for (unsigned i = 0; i < count; i++) {
-        size_t size = entries[i].segment->mapped_size;
-        /* Reuse at most half again the size: the rest is trimmed, and a
-         * much bigger block is worth keeping for a bigger request. */
-        if (size >= mapped && size - mapped <= mapped / 2 &&
-            (best == ENTRIES || size < entries[best].segment->mapped_size))
-            best = i;
-    }
+    unsigned best = choose(mapped);
     if (best < ENTRIES)
         remove_at(best, &found);
     ms_unlock(&ms_large_cache_lock);

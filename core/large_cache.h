@@ -13,8 +13,9 @@
 
 /* Keeps segment (already unregistered), or unmaps it if it does not fit. */
 void ms_large_cache_put(segment_t *segment) MS_HIDDEN;
-/* The smallest cached segment mapping at least `mapped` bytes and not much
- * more, taken out of the cache; NULL if none fits. */
+/* The cached segment best placed to serve a block mapping `mapped` bytes,
+ * taken out of the cache; it may be smaller or bigger (the caller resizes
+ * it). NULL if the cache is empty. */
 segment_t *ms_large_cache_take(size_t mapped) MS_HIDDEN;
 /* Unmaps the entries that have waited a collection interval (all of them
  * if `all`); bytes released. */

@@ -8,7 +8,11 @@
 
 #define MS_OPTIONS_LIST(X)                                                     \
     X(STATS, "0", "1: write allocator statistics to stderr at exit")           \
-    X(STATS_FILE, "", "write the statistics at exit to this file (%p: pid)")        \
+    X(STATS_FILE, "", "write the statistics at exit to this file (%p: pid)")       \
+    X(PROF, "0", "1: sample allocations and write a heap profile (pprof) at exit") \
+    X(PROF_SAMPLE, "524288", "mean bytes allocated between two profile samples") \
+    X(PROF_FILE, "mspace.%p.heap", "where the heap profile goes (%p: pid)")      \
+    X(LEAKS, "0", "1: at exit, report blocks never freed with their stacks")    \
     X(STATS_SIGNAL, "", "on this signal (SIGUSR2, USR2 or 12) write the statistics " \
                         "to stderr or MSPACE_STATS_FILE, while the program runs")     \
     X(VERBOSE, "0", "1: those signal dumps also list every mapped region, "        \

@@ -1,4 +1,5 @@
 #include "text.h"
+#include "host.h"
 
 void ms_text_str(ms_text_t *t, const char *s) {
     while (*s && t->len < sizeof t->buf)
@@ -21,4 +22,23 @@ void ms_text_dec(ms_text_t *t, uint64_t value) { put_digits(t, value, 10); }
 void ms_text_hex(ms_text_t *t, uint64_t value) {
     ms_text_str(t, "0x");
     put_digits(t, value, 16);
+}
+
+void ms_text_spill(ms_text_t *t, int fd, size_t room) {
+    if (sizeof t->buf - t->len < room) {
+        ms_host_write(fd, t->buf, t->len);
+        t->len = 0;
+    }
+}
+
+void ms_text_path(ms_text_t *t, const char *pattern, uint64_t pid) {
+    for (; *pattern; pattern++) {
+        if (pattern[0] == '%' && pattern[1] == 'p') {
+            ms_text_dec(t, pid);
+            pattern++;
+        } else if (t->len < sizeof t->buf - 1) {
+            t->buf[t->len++] = *pattern;
+        }
+    }
+    t->buf[t->len < sizeof t->buf ? t->len : sizeof t->buf - 1] = '\0';
 }

@@ -4,9 +4,23 @@
 #include <pthread.h>
 #include "../core/heap.h"
 #include "init.h"
+#include "track.h"
 
-static void prepare(void) { ms_heap_fork_prepare(); }
-static void parent(void) { ms_heap_fork_parent(); }
-static void child(void) { ms_heap_fork_child(); }
+/* Tracking first: its unwinds may allocate, so they must be over before
+ * the heap locks are taken. */
+static void prepare(void) {
+    ms_track_fork_prepare();
+    ms_heap_fork_prepare();
+}
+
+static void parent(void) {
+    ms_heap_fork_parent();
+    ms_track_fork_parent();
+}
+
+static void child(void) {
+    ms_heap_fork_child();
+    ms_track_fork_child();
+}
 
 void ms_fork_install(void) { pthread_atfork(prepare, parent, child); }

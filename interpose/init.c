@@ -70,24 +70,17 @@ void ms_init_ensure(void) {
 }
 
 /* Reports after the first in this process append, so signal dumps and the
- * report at exit all stay in the file. */
-static _Atomic bool report_file_started;
+ * report at exit all stay in the file. A forked child starts afresh. */
+static _Atomic pid_t report_file_pid;
 
 int ms_report_open(void) {
     const char *path = ms_option_text(MS_OPTION_STATS_FILE);
     if (*path == '\0')
         return 2;
     ms_text_t name = {.len = 0};
-    for (; *path; path++) {
-        if (path[0] == '%' && path[1] == 'p') {
-            ms_text_dec(&name, (uint64_t)getpid());
-            path++;
-        } else if (name.len < sizeof name.buf - 1) {
-            name.buf[name.len++] = *path;
-        }
-    }
-    name.buf[name.len < sizeof name.buf ? name.len : sizeof name.buf - 1] = '\0';
-    bool again = atomic_exchange(&report_file_started, true);
+    pid_t self = getpid();
+    ms_text_path(&name, path, (uint64_t)self);
+    bool again = atomic_exchange(&report_file_pid, self) == self;
     int fd = open(name.buf, O_WRONLY | O_CREAT | O_CLOEXEC | (again ? O_APPEND : O_TRUNC), 0644);
     return fd;
 }

@@ -135,6 +135,13 @@ int mspace_get(const void *addr, mspace_block_info *out);
 
 /* ---- heap profiles ---- */
 
+/* With MSPACE_PROF=1: writes the heap profile so far (live sampled bytes
+ * by allocating stack, the text format of gperftools' heap profiler, for
+ * google-pprof) to path; "%p" in path becomes the process id, NULL means
+ * MSPACE_PROF_FILE. Returns 0, or -1 with errno set (ENOTSUP when
+ * profiling is off). */
+int mspace_prof_dump(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,6 +4,7 @@
 #include "../core/host.h"
 #include "../core/options.h"
 #include "../core/text.h"
+#include "track.h"
 
 bool ms_observing;
 
@@ -12,7 +13,9 @@ bool ms_observing;
 static _Atomic uint64_t heapless_calls[MS_CALL_COUNT];
 
 void ms_observe_init(void) {
-    if (ms_option_number(MS_OPTION_STATS) == 0 && *ms_option_text(MS_OPTION_STATS_FILE) == '\0')
+    bool stats = ms_option_number(MS_OPTION_STATS) != 0 || *ms_option_text(MS_OPTION_STATS_FILE) != '\0';
+    bool tracking = ms_track_init();
+    if (!stats && !tracking)
         return;
     ms_observing = true;
     ms_heap_observe_every_call();
@@ -26,11 +29,20 @@ static void count(enum ms_call call) {
         atomic_fetch_add_explicit(&heapless_calls[call], 1, memory_order_relaxed);
 }
 
-void ms_observe_alloc(void *p, size_t size) { count(MS_CALL_malloc); }
+void ms_observe_alloc(void *p, size_t size) {
+    count(MS_CALL_malloc);
+    ms_track_alloc(p, size);
+}
 
-void ms_observe_free(void *p) { count(MS_CALL_free); }
+void ms_observe_free(void *p) {
+    count(MS_CALL_free);
+    ms_track_free(p);
+}
 
-void ms_observe_realloc(void *old, void *new, size_t size) { count(MS_CALL_realloc); }
+void ms_observe_realloc(void *old, void *new, size_t size) {
+    count(MS_CALL_realloc);
+    ms_track_realloc(old, new, size);
+}
 
 static void add_heap_calls(heap_t *heap, void *out) {
     uint64_t *total = out;

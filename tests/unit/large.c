@@ -127,10 +127,23 @@ static void test_sizes(void) {
     unsigned char *c = ms_calloc_large(2 * MiB);
     CHECK("large: calloc of a reused block reads zero",
           c == a && all_zero(c, 2 * MiB) && stats().large_reused == r0.large_reused + 2);
+    memset(c, 0x5a, 2 * MiB);
     ms_free(c, "free");
+    ms_stats_t r1 = stats();
     unsigned char *d = ms_alloc(h, 16 * MiB, 0);
-    CHECK("large: a much bigger request does not take a small cached block", d != a);
+    int kept = 1;
+    for (size_t i = 0; i < 2 * MiB; i += 4096)
+        kept &= d[i] == 0x5a;
+    memset(d, 1, 16 * MiB);
+    CHECK("large: a bigger request grows a cached block, keeping its resident pages",
+          stats().large_reused == r1.large_reused + 1 && kept &&
+              ms_usable_size(d, "test") >= 16 * MiB);
     ms_free(d, "free");
+    unsigned char *e = ms_alloc(h, 1 * MiB, 0);
+    CHECK("large: a smaller request trims a bigger cached block",
+          e == d && stats().large_reused == r1.large_reused + 2 &&
+              stats().bytes_mapped < r1.bytes_mapped + 4 * MiB);
+    ms_free(e, "free");
     ms_heap_trim_all();
 }
 
