@@ -14,6 +14,14 @@ void ms_leaks_remove(const void *address) {
     ms_records_remove(&live, address, &gone);
 }
 
+bool ms_leaks_requested(const void *address, size_t *size) {
+    ms_record_t record;
+    if (!ms_records_find(&live, address, &record))
+        return false;
+    *size = record.size;
+    return true;
+}
+
 static void add_block(const ms_record_t *r, void *arg) {
     r->stack->report_count += 1;
     r->stack->report_bytes += r->size;

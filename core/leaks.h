@@ -12,6 +12,9 @@ void ms_leaks_add(const void *address, size_t size, ms_stack_t *stack) MS_HIDDEN
 /* The block at address is being freed. */
 void ms_leaks_remove(const void *address) MS_HIDDEN;
 
+/* The size asked for when the live block at address was allocated. */
+bool ms_leaks_requested(const void *address, size_t *size) MS_HIDDEN;
+
 typedef struct {
     /* Appends " in func+0x12 (object)" or similar for a return address. */
     void (*describe)(ms_text_t *t, uintptr_t pc);

@@ -99,30 +99,45 @@ bool ms_records_add(ms_records_t *records, const void *address, ms_stack_t *stac
     return added;
 }
 
-bool ms_records_remove(ms_records_t *records, const void *address, ms_record_t *out) {
+/* The link that holds the record of address in its stripe's table (the
+ * stripe locked), or NULL. */
+static ms_record_t **find_link(ms_record_stripe_t *stripe, uint64_t hash, const void *address) {
+    if (stripe->buckets == NULL)
+        return NULL;
+    for (ms_record_t **link = &stripe->buckets[bucket_of(stripe, hash)]; *link;
+         link = &(*link)->next)
+        if ((*link)->address == (uintptr_t)address)
+            return link;
+    return NULL;
+}
+
+static bool take(ms_records_t *records, const void *address, ms_record_t *out, bool remove) {
     uint64_t hash = mix((uintptr_t)address);
     ms_record_stripe_t *stripe = stripe_of(records, hash);
     if (atomic_load_explicit(&stripe->count, memory_order_relaxed) == 0)
         return false; /* nothing here to find: skip the lock */
-    bool found = false;
     ms_lock(&stripe->lock);
-    if (stripe->buckets) {
-        for (ms_record_t **link = &stripe->buckets[bucket_of(stripe, hash)]; *link;
-             link = &(*link)->next) {
-            ms_record_t *r = *link;
-            if (r->address == (uintptr_t)address) {
-                *link = r->next;
-                *out = *r;
-                r->next = stripe->spare;
-                stripe->spare = r;
-                count_add(stripe, -1);
-                found = true;
-                break;
-            }
+    ms_record_t **link = find_link(stripe, hash, address);
+    if (link) {
+        ms_record_t *r = *link;
+        *out = *r;
+        if (remove) {
+            *link = r->next;
+            r->next = stripe->spare;
+            stripe->spare = r;
+            count_add(stripe, -1);
         }
     }
     ms_unlock(&stripe->lock);
-    return found;
+    return link != NULL;
+}
+
+bool ms_records_remove(ms_records_t *records, const void *address, ms_record_t *out) {
+    return take(records, address, out, true);
+}
+
+bool ms_records_find(ms_records_t *records, const void *address, ms_record_t *out) {
+    return take(records, address, out, false);
 }
 
 void ms_records_walk(ms_records_t *records, void (*visit)(const ms_record_t *, void *), void *arg) {

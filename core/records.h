@@ -40,6 +40,8 @@ bool ms_records_add(ms_records_t *records, const void *address, ms_stack_t *stac
 /* Forgets the block at address; copies its record to *out when there was
  * one and returns whether there was. */
 bool ms_records_remove(ms_records_t *records, const void *address, ms_record_t *out) MS_HIDDEN;
+/* Copies the record of the block at address to *out, if there is one. */
+bool ms_records_find(ms_records_t *records, const void *address, ms_record_t *out) MS_HIDDEN;
 /* Calls visit for every record, one stripe at a time under its lock:
  * visit must not add or remove records. */
 void ms_records_walk(ms_records_t *records, void (*visit)(const ms_record_t *, void *),

@@ -20,6 +20,7 @@
 #include "introspect.h"
 #include "mspace.h"
 #include "observe.h"
+#include "track.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -407,8 +408,11 @@ EXPORT int mspace_get(const void *addr, mspace_block_info *out) {
         out->region_size = found.region_size;
         out->large = found.large;
     }
+    size_t requested;
     if (out->bootstrap)
         out->requested_size = out->usable_size;
+    else if (out->state == MSPACE_IN_USE && ms_track_requested(out->block, &requested))
+        out->requested_size = requested;
     uint64_t physical;
     if (ms_host_physical_address(addr, &physical)) {
         out->physical_known = 1;

@@ -63,7 +63,8 @@ typedef struct {
                                before each block (part of overhead) */
     size_t heaps;           /* per-thread heaps (pooled ones included) */
     /* Calls, counted only when the process started with MSPACE_STATS=1 (or
-     * MSPACE_STATS_FILE) set: counting turns the fast paths off. When
+     * MSPACE_STATS_FILE, MSPACE_PROF, MSPACE_LEAKS) set: observing every
+     * call turns the fast paths off. When
      * calls_counted is 0 the three counts are 0 and mean "not counted".
      * mallocs: blocks returned by any allocating call (calloc, memalign,
      * operator new...); reallocs: realloc of a live block to a new size. */
@@ -110,8 +111,9 @@ typedef struct {
     void *block;            /* start of the block holding addr (NULL if none) */
     size_t usable_size;     /* bytes usable from block (for a live block,
                                what malloc_usable_size says) */
-    size_t requested_size;  /* bytes asked for, when mspace knows them (the
-                               hardened build records them); else usable_size */
+    size_t requested_size;  /* bytes asked for, when mspace knows them (with
+                               MSPACE_LEAKS=1, or in the hardened build);
+                               else usable_size */
     int size_class;         /* class index; -1 for large blocks and no block */
     void *region;           /* the mapped region holding addr (MeMS: main-chain node) */
     size_t region_size;

@@ -73,6 +73,10 @@ void ms_track_free(const void *p) {
     busy = false;
 }
 
+bool ms_track_requested(const void *p, size_t *size) {
+    return leak_checking && ms_leaks_requested(p, size);
+}
+
 void ms_track_realloc(const void *old, const void *new, size_t size) {
     ms_track_free(old);
     ms_track_alloc(new, size);

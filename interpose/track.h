@@ -14,6 +14,10 @@ void ms_track_alloc(const void *p, size_t size) MS_HIDDEN;
 void ms_track_free(const void *p) MS_HIDDEN;
 void ms_track_realloc(const void *old, const void *new, size_t size) MS_HIDDEN;
 
+/* The size asked for when the live block p was allocated, when known
+ * (MSPACE_LEAKS records every block). */
+bool ms_track_requested(const void *p, size_t *size) MS_HIDDEN;
+
 /* Writes the heap profile to path (a pattern: %p is the pid); NULL: the
  * MSPACE_PROF_FILE one. 0, or -1 with errno (ENOTSUP: profiling is off). */
 int ms_track_write_profile(const char *path) MS_HIDDEN;

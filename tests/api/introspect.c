@@ -496,6 +496,21 @@ static void phase_counted(void) {
     free(text);
 }
 
+static void phase_leaks(void) {
+    TEST_BEGIN("introspect(leaks)");
+    char *p = malloc(1234), *big = malloc(MiB + 5);
+    mspace_block_info info;
+    mspace_get(p + 1000, &info);
+    CHECK("MSPACE_LEAKS: the requested size of a small block",
+          info.state == MSPACE_IN_USE && info.block == p && info.requested_size == 1234 &&
+              info.usable_size >= 1234);
+    mspace_get(big, &info);
+    CHECK("MSPACE_LEAKS: the requested size of a large block",
+          info.requested_size == MiB + 5 && info.usable_size >= MiB + 5);
+    free(p);
+    free(big);
+}
+
 static int file_has(const char *path, const char *needle) {
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -570,6 +585,10 @@ int main(int argc, char **argv) {
     }
     if (argc == 3 && strcmp(argv[1], "bogus") == 0)
         return 0;
+    if (argc == 3 && strcmp(argv[1], "leaks") == 0) {
+        phase_leaks();
+        return TEST_DONE();
+    }
     TEST_BEGIN("introspect");
     int api = mspace_stats_get && mspace_stats_print && mspace_get;
     CHECK("the API is exported by the preloaded libmspace.so", api);
@@ -613,6 +632,12 @@ int main(int argc, char **argv) {
           rc != -1 && (rc & 0xff) == 0 &&
               file_has(err, "mspace: MSPACE_STATS_SIGNAL: not a signal that can be caught, "
                             "ignored: SIGBOGUS\n"));
+    step = "phase leaks";
+    char *leaks_env[] = {"MSPACE_LEAKS", "1", NULL};
+    snprintf(err, sizeof err, "%s/leaks.stderr", dir); /* the leak summary */
+    rc = run_phase(self, "leaks", dir, leaks_env, err);
+    CHECK("phase: requested sizes known with MSPACE_LEAKS", rc != -1 && (rc & 0xff) == 0);
+
     char cleanup[400];
     snprintf(cleanup, sizeof cleanup, "rm -rf %s", dir);
     system(cleanup);
