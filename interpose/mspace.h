@@ -130,7 +130,9 @@ typedef struct {
 /* Looks addr up (interior pointers resolve to their block). Returns 1 if
  * mspace manages addr (state is not MSPACE_FOREIGN), else 0; *out is filled
  * either way (the physical address too, for any mapped address). -1 with
- * errno EINVAL if out is NULL. Never faults, whatever addr is. */
+ * errno EINVAL if out is NULL. Never faults, whatever addr is. Takes the
+ * lock of the region list for a moment (and reads /proc/self/pagemap), so
+ * it is not for signal handlers; nor is anything else in this section. */
 int mspace_get(const void *addr, mspace_block_info *out);
 
 /* ---- explicit heaps ---- */
