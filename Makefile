@@ -40,6 +40,7 @@ PROG_BIN = $(PROG_SRC:tests/%.c=$(B)/tests/%)
 $(B)/tests/%: tests/%.c tests/harness.h tests/pattern.h
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -pthread -o $@ $<
+$(B)/tests/stress/model_random: tests/fuzz/model.h
 CXX_SRC = $(wildcard tests/api/*.cc)
 CXX_BIN = $(CXX_SRC:tests/%.cc=$(B)/tests/%)
 $(B)/tests/%: tests/%.cc tests/harness.h
