@@ -12,16 +12,18 @@
 # otherwise prints the exact command to run and exits 1.
 set -u
 
-# Real-program tests (tests/real/*.sh) and building the test programs.
+# Real-program tests (tests/real/*.sh), building the test programs, the
+# sanitizer builds (gcc's libasan/libubsan come with gcc) and the fuzzer
+# (clang with libFuzzer, which is in libclang-rt-14-dev).
 TEST_PKGS=(build-essential gcc g++ make coreutils python3 git sqlite3 tcl perl
-           xz-utils zstd)
+           xz-utils zstd clang libclang-rt-14-dev)
 # Benchmarks: the peer allocators, charts, timing, instruction counts.
 BENCH_PKGS=(build-essential gcc make coreutils libjemalloc2 libjemalloc-dev
             libtcmalloc-minimal4 libmimalloc2.0 libunwind-dev gnuplot-nox time
             valgrind)
 
 # Commands checked instead when there is no dpkg (not Debian).
-TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd)
+TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd clang)
 BENCH_CMDS=(gcc make)
 
 say() { printf 'deps: %s\n' "$*" >&2; }

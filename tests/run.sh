@@ -40,6 +40,10 @@ for t in $B/api/* $B/misuse/* $B/stress/*; do
     run_one "$rel" 180 env LD_PRELOAD="$LIB" "$t"
 done
 
+echo "== fuzzing: 25 s of libFuzzer from an empty corpus, fixed seed"
+rm -rf build/fuzz/short-corpus
+run_one "fuzz/short" 120 tests/fuzz/fuzz.sh 25 build/fuzz/short-corpus -seed=1
+
 echo "== real programs (LD_PRELOAD=libmspace.so vs plain)"
 for t in tests/real/*.sh; do
     [ -x "$t" ] && run_one "real/${t##*/}" 300 "$t" "$LIB"
