@@ -34,6 +34,28 @@ $(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) tests/harness.h
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -pthread -Icore -o $@ $< $(CORE_OBJ)
 
+# The same unit tests with the core recompiled under ASan and UBSan
+# (mspace maps its own memory, so ASan checks the tests' and core's other
+# accesses, not the blocks).
+SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_CORE_OBJ = $(CORE_SRC:%.c=$(B)/san/%.o)
+SAN_UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/san/tests/unit/%)
+.SECONDARY: $(SAN_CORE_OBJ)
+$(B)/san/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+$(B)/san/tests/unit/%: tests/unit/%.c $(SAN_CORE_OBJ) tests/harness.h
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -pthread $(SAN) -Icore -o $@ $< $(SAN_CORE_OBJ)
+
+# The whole library with UBSan, preloaded under the model's random run.
+UBSAN_LIB = $(B)/ubsan/libmspace.so
+$(B)/ubsan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=undefined -fno-sanitize-recover=undefined -c -o $@ $<
+$(UBSAN_LIB): $(LIB_OBJ:$(B)/%=$(B)/ubsan/%)
+	$(CC) $(LDFLAGS) -fsanitize=undefined -o $@ $^
+
 # The fuzzer (tests/fuzz/) preloads a clang build of the library with
 # coverage instrumentation, so libFuzzer steers by the allocator's branches
 # as well as the model's.
@@ -66,7 +88,7 @@ $(B)/tests/%: tests/%.cc tests/harness.h
 	@mkdir -p $(@D)
 	$(CXX) -O1 -g -std=c++17 -Wall -Wextra -fno-builtin -pthread -o $@ $<
 
-test: libmspace.so $(UNIT_BIN) $(PROG_BIN) $(CXX_BIN) $(FUZZ_BIN)
+test: libmspace.so $(UNIT_BIN) $(SAN_UNIT_BIN) $(PROG_BIN) $(CXX_BIN) $(UBSAN_LIB) $(FUZZ_BIN)
 	@scripts/deps.sh --check-test
 	@tests/run.sh
 
