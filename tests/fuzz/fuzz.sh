@@ -37,8 +37,10 @@ if [ $rc -eq 0 ] && [ -n "$runs" ] && ! grep -q '^==[0-9]*== ERROR\|^FAIL' "$wor
     passed=$((passed + 1))
 else
     failed=$((failed + 1))
-    echo "FAIL fuzz: the fuzzer exited with status $rc; the end of its output:"
-    grep -v '^#[0-9]' "$work/log" | tail -n 40
+    echo "FAIL fuzz: the fuzzer exited with status $rc"
+    grep -E '^FAIL model|^SUMMARY|Test unit written|^==[0-9]+== ERROR' "$work/log"
+    echo "the end of its output:"
+    grep -v '^#[0-9]' "$work/log" | tail -n 30
 fi
 large=$(sed -n 's/^mspace: large_allocs //p' "$work/stats.$pid" 2>/dev/null)
 if [ "${large:-0}" -gt 0 ]; then
