@@ -12,18 +12,20 @@
 # otherwise prints the exact command to run and exits 1.
 set -u
 
-# Real-program tests (tests/real/*.sh) and building the test programs.
-# Heap profiles and leak reports: libunwind (dlopen'ed), google-pprof to read
-# the profiles, graphviz for scripts/mspace-prof-svg.
+# Real-program tests (tests/real/*.sh), building the test programs, the
+# sanitizer builds (gcc's libasan/libubsan come with gcc), the fuzzer (clang
+# with libFuzzer, which is in libclang-rt-14-dev), and heap profiles and leak
+# reports: libunwind (dlopen'ed), google-pprof to read the profiles, graphviz
+# for scripts/mspace-prof-svg.
 TEST_PKGS=(build-essential gcc g++ make coreutils python3 git sqlite3 tcl perl
-           xz-utils zstd libunwind8 google-perftools graphviz)
+           xz-utils zstd clang libclang-rt-14-dev libunwind8 google-perftools graphviz)
 # Benchmarks: the peer allocators, charts, timing, instruction counts.
 BENCH_PKGS=(build-essential gcc make coreutils libjemalloc2 libjemalloc-dev
             libtcmalloc-minimal4 libmimalloc2.0 libunwind-dev gnuplot-nox time
             valgrind)
 
 # Commands checked instead when there is no dpkg (not Debian).
-TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd google-pprof dot)
+TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd clang google-pprof dot)
 BENCH_CMDS=(gcc make)
 
 say() { printf 'deps: %s\n' "$*" >&2; }
