@@ -21,7 +21,7 @@ SECURE_OBJ = $(LIB_OBJ:$(B)/%=$(B)/secure/%)
 PREFIX  ?= /usr/local
 VERSION ?= 0.1
 
-.PHONY: all test bench bench-instr deps clean help install
+.PHONY: all test fuzz bench bench-instr deps clean help install
 all: libmspace.so libmspace-secure.so
 
 libmspace.so: $(LIB_OBJ)
@@ -46,6 +46,47 @@ $(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) tests/harness.h
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -pthread -Icore -o $@ $< $(CORE_OBJ)
 
+# The same unit tests with the core recompiled under ASan and UBSan
+# (mspace maps its own memory, so ASan checks the tests' and core's other
+# accesses, not the blocks).
+SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_CORE_OBJ = $(CORE_SRC:%.c=$(B)/san/%.o)
+SAN_UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/san/tests/unit/%)
+.SECONDARY: $(SAN_CORE_OBJ)
+$(B)/san/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -c -o $@ $<
+$(B)/san/tests/unit/%: tests/unit/%.c $(SAN_CORE_OBJ) tests/harness.h
+	@mkdir -p $(@D)
+	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -pthread $(SAN) -Icore -o $@ $< $(SAN_CORE_OBJ)
+
+# The whole library with UBSan, preloaded under the model's random run.
+UBSAN_LIB = $(B)/ubsan/libmspace.so
+$(B)/ubsan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=undefined -fno-sanitize-recover=undefined -c -o $@ $<
+$(UBSAN_LIB): $(LIB_OBJ:$(B)/%=$(B)/ubsan/%)
+	$(CC) $(LDFLAGS) -fsanitize=undefined -o $@ $^
+
+# The fuzzer (tests/fuzz/) preloads a clang build of the library with
+# coverage instrumentation, so libFuzzer steers by the allocator's branches
+# as well as the model's.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 600
+FUZZ_COV = -fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp
+FUZZ_BIN = $(B)/fuzz/fuzz_malloc $(B)/fuzz/libmspace.so
+$(B)/fuzz/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_COV) -c -o $@ $<
+$(B)/fuzz/tests/fuzz/sancov_stubs.o: tests/fuzz/sancov_stubs.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CFLAGS) -c -o $@ $<
+$(B)/fuzz/libmspace.so: $(LIB_OBJ:$(B)/%=$(B)/fuzz/%) $(B)/fuzz/tests/fuzz/sancov_stubs.o
+	$(FUZZ_CC) $(LDFLAGS) -o $@ $^
+$(B)/fuzz/fuzz_malloc: tests/fuzz/fuzz_malloc.c tests/fuzz/model.h tests/pattern.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -O1 -g -std=gnu11 -Wall -Wextra -fno-builtin -pthread -fsanitize=fuzzer -o $@ $<
+
 # Everything else in tests/ is a plain malloc/free program run under LD_PRELOAD.
 PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c)
 PROG_BIN = $(PROG_SRC:tests/%.c=$(B)/tests/%)
@@ -55,15 +96,20 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h)
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -fno-omit-frame-pointer \
 	      -rdynamic -pthread -o $@ $<
+$(B)/tests/stress/model_random: tests/fuzz/model.h
 CXX_SRC = $(wildcard tests/api/*.cc)
 CXX_BIN = $(CXX_SRC:tests/%.cc=$(B)/tests/%)
 $(B)/tests/%: tests/%.cc tests/harness.h
 	@mkdir -p $(@D)
 	$(CXX) -O1 -g -std=c++17 -Wall -Wextra -fno-builtin -pthread -o $@ $<
 
-test: libmspace.so libmspace-secure.so $(UNIT_BIN) $(PROG_BIN) $(CXX_BIN)
+test: libmspace.so libmspace-secure.so $(UNIT_BIN) $(SAN_UNIT_BIN) $(PROG_BIN) $(CXX_BIN) $(UBSAN_LIB) $(FUZZ_BIN)
 	@scripts/deps.sh --check-test
 	@tests/run.sh
+
+fuzz: $(FUZZ_BIN)
+	@scripts/deps.sh --check-test
+	@tests/fuzz/fuzz.sh $(FUZZ_SECONDS) $(B)/fuzz/corpus
 
 bench: libmspace.so libmspace-secure.so
 	@scripts/deps.sh --check-bench
@@ -90,6 +136,7 @@ clean:
 help:
 	@echo "make          build libmspace.so and the hardened libmspace-secure.so"
 	@echo "make test     build and run every test (ends with 'N passed, N failed')"
+	@echo "make fuzz     run libFuzzer on the allocator for FUZZ_SECONDS (600); corpus in build/fuzz/corpus"
 	@echo "make bench    compare mspace with glibc, jemalloc, tcmalloc, mimalloc (QUICK=1 for a short run)"
 	@echo "make bench-instr  instructions per malloc and per free under callgrind"
 	@echo "make install PREFIX=/usr/local  lib/libmspace.so (and -secure), include/mspace.h, lib/pkgconfig/mspace.pc"

@@ -7,7 +7,7 @@
 
 /* Readers walk the chains without a lock: an entry is complete before it
  * is linked, and entries are never removed. Insertions take add_lock. */
-static ms_stack_t *_Atomic *buckets;
+static ms_stack_t *_Atomic *_Atomic buckets;
 static ms_lock_t add_lock = MS_LOCK_INIT;
 static char *chunk, *chunk_end; /* bump allocation of entries, under add_lock */
 static bool add_lock_taken_for_fork, report_lock_taken_for_fork;
@@ -58,7 +58,7 @@ ms_stack_t *ms_stack_intern(const uintptr_t *frames, unsigned depth) {
     if (depth > MS_STACK_MAX)
         depth = MS_STACK_MAX;
     uint64_t hash = hash_frames(frames, depth);
-    ms_stack_t *_Atomic *table = atomic_load_explicit((ms_stack_t *_Atomic **)&buckets,
+    ms_stack_t *_Atomic *table = atomic_load_explicit(&buckets,
                                                        memory_order_acquire);
     if (table) {
         ms_stack_t *known = find(atomic_load_explicit(&table[hash & (BUCKETS - 1)],
@@ -73,7 +73,7 @@ ms_stack_t *ms_stack_intern(const uintptr_t *frames, unsigned depth) {
         ms_stack_t *_Atomic *fresh = ms_os_map(BUCKETS * sizeof *fresh);
         if (fresh == NULL)
             goto out;
-        atomic_store_explicit((ms_stack_t *_Atomic **)&buckets, fresh, memory_order_release);
+        atomic_store_explicit(&buckets, fresh, memory_order_release);
     }
     ms_stack_t *_Atomic *head = &buckets[hash & (BUCKETS - 1)];
     ms_stack_t *first = atomic_load_explicit(head, memory_order_relaxed);
@@ -95,7 +95,7 @@ out:
 }
 
 void ms_stack_walk(void (*visit)(ms_stack_t *, void *), void *arg) {
-    ms_stack_t *_Atomic *table = atomic_load_explicit((ms_stack_t *_Atomic **)&buckets,
+    ms_stack_t *_Atomic *table = atomic_load_explicit(&buckets,
                                                        memory_order_acquire);
     if (table == NULL)
         return;

@@ -21,6 +21,7 @@ static __thread bool thread_torn_down;
 
 static ms_lock_t init_lock = MS_LOCK_INIT;
 static _Atomic bool initialised;
+static bool options_loaded; /* under init_lock */
 static pthread_key_t thread_key;
 
 static void thread_exit(void *heap) {
@@ -28,11 +29,32 @@ static void thread_exit(void *heap) {
     ms_heap_release((heap_t *)heap);
 }
 
+/* Called under init_lock. A first allocation from a .preinit_array function
+ * (libFuzzer's runtime makes one) comes before libc has set environ; the
+ * options are then read by load_options_late instead. */
+static void load_options(void) {
+    if (!options_loaded && environ != NULL) {
+        ms_options_load(environ, getauxval(AT_SECURE) != 0);
+        ms_observe_init();
+        options_loaded = true;
+    }
+}
+
+/* Runs after libc's own initialisation, which sets environ. */
+__attribute__((constructor)) static void load_options_late(void) {
+    /* Under the guard: observing may load libunwind, whose allocations must
+     * not come back to init_process for init_lock, held here. */
+    ms_guard_enter();
+    ms_lock(&init_lock);
+    load_options();
+    ms_unlock(&init_lock);
+    ms_guard_leave();
+}
+
 static void init_process(void) {
     ms_lock(&init_lock);
     if (!atomic_load_explicit(&initialised, memory_order_relaxed)) {
-        ms_options_load(environ, getauxval(AT_SECURE) != 0);
-        ms_observe_init();
+        load_options();
         pthread_key_create(&thread_key, thread_exit);
         ms_fork_install(); /* may allocate: served by the bootstrap arena */
         atomic_store_explicit(&initialised, true, memory_order_release);

@@ -12,22 +12,23 @@
 # otherwise prints the exact command to run and exits 1.
 set -u
 
-# Real-program tests (tests/real/*.sh) and building the test programs.
-# Heap profiles and leak reports: libunwind (dlopen'ed), google-pprof to read
-# the profiles, graphviz for scripts/mspace-prof-svg. xmllint checks
-# malloc_info's XML, pkg-config the installed mspace.pc, readelf what a
-# -lmspace program needs.
+# Real-program tests (tests/real/*.sh), building the test programs, the
+# sanitizer builds (gcc's libasan/libubsan come with gcc), the fuzzer (clang
+# with libFuzzer, which is in libclang-rt-14-dev), and heap profiles and leak
+# reports: libunwind (dlopen'ed), google-pprof to read the profiles, graphviz
+# for scripts/mspace-prof-svg. xmllint checks malloc_info's XML, pkg-config
+# the installed mspace.pc, readelf what a -lmspace program needs.
 TEST_PKGS=(build-essential gcc g++ make coreutils python3 git sqlite3 tcl perl
-           xz-utils zstd libunwind8 google-perftools graphviz libxml2-utils
-           pkg-config binutils)
+           xz-utils zstd clang libclang-rt-14-dev libunwind8 google-perftools graphviz
+           libxml2-utils pkg-config binutils)
 # Benchmarks: the peer allocators, charts, timing, instruction counts.
 BENCH_PKGS=(build-essential gcc make coreutils libjemalloc2 libjemalloc-dev
             libtcmalloc-minimal4 libmimalloc2.0 libunwind-dev gnuplot-nox time
             valgrind)
 
 # Commands checked instead when there is no dpkg (not Debian).
-TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd google-pprof dot xmllint
-           pkg-config readelf)
+TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd clang google-pprof dot
+           xmllint pkg-config readelf)
 BENCH_CMDS=(gcc make)
 
 say() { printf 'deps: %s\n' "$*" >&2; }

@@ -32,6 +32,9 @@ run_one() { # name timeout_seconds command...
 echo "== core unit tests (no preload)"
 for t in $B/unit/*; do [ -x "$t" ] && run_one "unit/${t##*/}" 120 "$t"; done
 
+echo "== core unit tests under ASan and UBSan (build/san)"
+for t in build/san/tests/unit/*; do [ -x "$t" ] && run_one "unit-san/${t##*/}" 300 "$t"; done
+
 echo "== API, misuse, stress (LD_PRELOAD=libmspace.so)"
 for t in $B/api/* $B/misuse/* $B/stress/*; do
     [ -x "$t" ] || continue
@@ -52,6 +55,14 @@ for t in $B/api/* $B/misuse/* $B/stress/model_random; do
     run_one "secure: ${t#$B/}" 180 env LD_PRELOAD="$PWD/libmspace-secure.so" "$t"
 done
 run_one "secure: real/python.sh" 300 tests/real/python.sh "$PWD/libmspace-secure.so"
+
+echo "== the shadow model under UBSan (LD_PRELOAD=build/ubsan/libmspace.so)"
+run_one "stress/model_random (UBSan)" 180 env LD_PRELOAD="$PWD/build/ubsan/libmspace.so" \
+    UBSAN_OPTIONS=print_stacktrace=1 $B/stress/model_random
+
+echo "== fuzzing: 25 s of libFuzzer from an empty corpus, fixed seed"
+rm -rf build/fuzz/short-corpus
+run_one "fuzz/short" 120 tests/fuzz/fuzz.sh 25 build/fuzz/short-corpus -seed=1
 
 echo "== real programs (LD_PRELOAD=libmspace.so vs plain)"
 for t in tests/real/*.sh; do
