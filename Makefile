@@ -44,17 +44,17 @@ $(B)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) tests/harness.h
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -pthread -Icore -o $@ $< $(CORE_OBJ)
 
 # Everything else in tests/ is a plain malloc/free program run under LD_PRELOAD.
-PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c)
+PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c tests/faults/*.c)
 PROG_BIN = $(PROG_SRC:tests/%.c=$(B)/tests/%)
 # Frame pointers and exported symbols, so stacks in heap profiles and leak
 # reports resolve to the test's function names.
-$(B)/tests/%: tests/%.c $(wildcard tests/*.h)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -fno-omit-frame-pointer \
 	      -rdynamic -pthread -o $@ $<
-CXX_SRC = $(wildcard tests/api/*.cc)
+CXX_SRC = $(wildcard tests/api/*.cc tests/faults/*.cc)
 CXX_BIN = $(CXX_SRC:tests/%.cc=$(B)/tests/%)
-$(B)/tests/%: tests/%.cc tests/harness.h
+$(B)/tests/%: tests/%.cc $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(@D)
 	$(CXX) -O1 -g -std=c++17 -Wall -Wextra -fno-builtin -pthread -o $@ $<
 

@@ -32,8 +32,8 @@ run_one() { # name timeout_seconds command...
 echo "== core unit tests (no preload)"
 for t in $B/unit/*; do [ -x "$t" ] && run_one "unit/${t##*/}" 120 "$t"; done
 
-echo "== API, misuse, stress (LD_PRELOAD=libmspace.so)"
-for t in $B/api/* $B/misuse/* $B/stress/*; do
+echo "== API, misuse, stress, faults (LD_PRELOAD=libmspace.so)"
+for t in $B/api/* $B/misuse/* $B/stress/* $B/faults/*; do
     [ -x "$t" ] || continue
     case $t in *.d|*.o) continue ;; esac
     rel=${t#$B/}
