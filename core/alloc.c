@@ -15,7 +15,13 @@ static void *small_alloc(heap_t *heap, unsigned size_class, size_t size) {
     return p;
 }
 
-void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
+/* Mapping failed: what mspace keeps for reuse (cached large blocks, empty
+ * spans and segments) may be exactly the address space or commit charge
+ * that is missing, as under RLIMIT_AS or overcommit limits. Give it all back;
+ * true if there was something, so the caller tries once more. */
+static bool released_for_retry(void) { return errno == ENOMEM && ms_heap_trim_all() > 0; }
+
+static void *alloc_once(heap_t *heap, size_t size, size_t alignment) {
     if (alignment <= MS_ALIGNMENT) {
         if (size <= SMALL_REQUEST_MAX)
             return small_alloc(heap, ms_size_class_of(size + MS_SECURE_TRAILER), size);
@@ -32,7 +38,19 @@ void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
     return ms_large_alloc(size, alignment, false);
 }
 
-void *ms_calloc_large(size_t size) { return ms_large_alloc(size, 0, true); }
+void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
+    void *p = alloc_once(heap, size, alignment);
+    if (MS_UNLIKELY(p == NULL) && released_for_retry())
+        p = alloc_once(heap, size, alignment);
+    return p;
+}
+
+void *ms_calloc_large(size_t size) {
+    void *p = ms_large_alloc(size, 0, true);
+    if (MS_UNLIKELY(p == NULL) && released_for_retry())
+        p = ms_large_alloc(size, 0, true);
+    return p;
+}
 
 typedef struct {
     segment_t *segment;
@@ -95,8 +113,12 @@ void *ms_realloc(heap_t *heap, void *p, size_t size) {
         ms_host_fatal("realloc", "invalid pointer", p);
     size_t usable;
     if (home.span == NULL) {
-        if (size > MS_SMALL_MAX)
-            return ms_large_resize(home.segment, size);
+        if (size > MS_SMALL_MAX) {
+            void *q = ms_large_resize(home.segment, size);
+            if (MS_UNLIKELY(q == NULL) && released_for_retry())
+                q = ms_large_resize(home.segment, size);
+            return q;
+        }
         usable = ms_large_usable(home.segment);
     } else {
         usable = small_usable(home.span, p);
