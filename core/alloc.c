@@ -106,6 +106,25 @@ size_t ms_usable_size(const void *p, const char *caller) {
     return small_usable(home.span, p);
 }
 
+/* A large block could not be resized by remapping. Moving a mapping costs
+ * more address space than copying: the kernel checks RLIMIT_AS for a
+ * growing mremap while the aligned reservation it is about to replace still
+ * counts (old + 2 x new at once), where a copy needs old + new. */
+static void *large_resize_slow(heap_t *heap, segment_t *segment, void *p, size_t size) {
+    if (released_for_retry()) {
+        void *q = ms_large_resize(segment, size);
+        if (q)
+            return q;
+    }
+    void *q = ms_alloc(heap, size, 0);
+    if (q == NULL)
+        return NULL;
+    size_t usable = ms_large_usable(segment);
+    memcpy(q, p, size < usable ? size : usable);
+    ms_large_free(segment);
+    return q;
+}
+
 void *ms_realloc(heap_t *heap, void *p, size_t size) {
     block_home_t home;
     if (!find_block(p, &home) ||
@@ -115,9 +134,7 @@ void *ms_realloc(heap_t *heap, void *p, size_t size) {
     if (home.span == NULL) {
         if (size > MS_SMALL_MAX) {
             void *q = ms_large_resize(home.segment, size);
-            if (MS_UNLIKELY(q == NULL) && released_for_retry())
-                q = ms_large_resize(home.segment, size);
-            return q;
+            return MS_LIKELY(q != NULL) ? q : large_resize_slow(heap, home.segment, p, size);
         }
         usable = ms_large_usable(home.segment);
     } else {
