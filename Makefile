@@ -18,7 +18,7 @@ LIB_OBJ  = $(CORE_OBJ) $(INTERPOSE_SRC:%.c=$(B)/%.o)
 # The hardened build (core/secure.h): the same sources with MS_SECURE=1.
 SECURE_OBJ = $(LIB_OBJ:$(B)/%=$(B)/secure/%)
 
-.PHONY: all test bench bench-instr deps clean help
+.PHONY: all test soak bench bench-instr deps clean help
 all: libmspace.so libmspace-secure.so
 
 libmspace.so: $(LIB_OBJ)
@@ -58,9 +58,16 @@ $(B)/tests/%: tests/%.cc $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(@D)
 	$(CXX) -O1 -g -std=c++17 -Wall -Wextra -fno-builtin -pthread -o $@ $<
 
-test: libmspace.so libmspace-secure.so $(UNIT_BIN) $(PROG_BIN) $(CXX_BIN)
+# The soak runs minutes on its own; make test runs it for 5 s as a smoke test.
+SOAK_BIN = $(B)/tests/soak/soak
+SOAK_SECONDS ?= 180
+
+test: libmspace.so libmspace-secure.so $(UNIT_BIN) $(PROG_BIN) $(CXX_BIN) $(SOAK_BIN)
 	@scripts/deps.sh --check-test
 	@tests/run.sh
+
+soak: libmspace.so $(SOAK_BIN)
+	LD_PRELOAD=$(CURDIR)/libmspace.so $(SOAK_BIN) $(SOAK_SECONDS)
 
 bench: libmspace.so libmspace-secure.so
 	@scripts/deps.sh --check-bench
@@ -79,6 +86,7 @@ clean:
 help:
 	@echo "make          build libmspace.so and the hardened libmspace-secure.so"
 	@echo "make test     build and run every test (ends with 'N passed, N failed')"
+	@echo "make soak     threads, forks and cross-thread frees for SOAK_SECONDS (180) s"
 	@echo "make bench    compare mspace with glibc, jemalloc, tcmalloc, mimalloc (QUICK=1 for a short run)"
 	@echo "make bench-instr  instructions per malloc and per free under callgrind"
 	@echo "make deps     install the Debian packages the tests and benchmarks use"

@@ -39,6 +39,7 @@ for t in $B/api/* $B/misuse/* $B/stress/* $B/faults/*; do
     rel=${t#$B/}
     run_one "$rel" 180 env LD_PRELOAD="$LIB" "$t"
 done
+[ -x $B/soak/soak ] && run_one "soak/soak (5 s smoke run)" 60 env LD_PRELOAD="$LIB" $B/soak/soak 5
 
 echo "== API and misuse under the hardened build (LD_PRELOAD=libmspace-secure.so)"
 for t in $B/api/* $B/misuse/* $B/stress/model_random; do
