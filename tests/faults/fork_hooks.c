@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../harness.h"
 #include "../pattern.h"
+#include "faults.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -98,13 +98,6 @@ __attribute__((constructor(101))) static void register_early(void) {
     pthread_atfork(early_prepare, early_parent, early_child);
 }
 
-static volatile const char *stage = "start";
-static void *watchdog(void *arg) {
-    (void)arg;
-    sleep(WATCHDOG_SECONDS);
-    harness_hung(WATCHDOG_SECONDS, (const char *)stage);
-    return NULL;
-}
 
 static atomic_int stop;
 static atomic_long bg_ops, bg_bad;
@@ -174,9 +167,7 @@ int main(int argc, char **argv) {
     int forks = argc > 1 ? atoi(argv[1]) : 200;
     if (argc > 2)
         popen_rounds = atoi(argv[2]);
-    pthread_t wd;
-    pthread_create(&wd, NULL, watchdog, NULL);
-    pthread_detach(wd);
+    watchdog_start(WATCHDOG_SECONDS);
     void *first = malloc(100);
     free(first);
     pthread_atfork(late_prepare, late_parent, late_child);
@@ -185,7 +176,7 @@ int main(int argc, char **argv) {
     for (long i = 0; i < 3; i++)
         pthread_create(&bg[i], NULL, allocator, (void *)i);
     int fork_fail = 0, child_bad = 0, child_killed = 0;
-    stage = "forking while three threads allocate";
+    watchdog_stage = "forking while three threads allocate";
     for (int i = 0; i < forks; i++) {
         pid_t pid = fork();
         if (pid < 0) {
@@ -202,7 +193,7 @@ int main(int argc, char **argv) {
         else if (WEXITSTATUS(st) != 0)
             child_bad++;
     }
-    stage = "popen/system from four threads while two allocate";
+    watchdog_stage = "popen/system from four threads while two allocate";
     atomic_store(&stop, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(bg[i], NULL);
@@ -217,7 +208,7 @@ int main(int argc, char **argv) {
     atomic_store(&stop, 1);
     for (int i = 0; i < 2; i++)
         pthread_join(bg[i], NULL);
-    stage = "checks";
+    watchdog_stage = "checks";
 
     printf("faults/fork_hooks: %d forks with allocating atfork handlers, %ld background "
            "operations, %d popen + %d system calls from 4 threads\n",

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "../pattern.h"
-#include "child.h"
+#include "faults.h"
 
 #define MiB ((size_t)1 << 20)
 

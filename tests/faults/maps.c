@@ -84,6 +84,19 @@ static int large_ok(const unsigned char *p, size_t n, uint64_t tag, size_t kept)
     return n > kept || intact(p + n - 64, 64, tag + n);
 }
 
+static long nulls;
+
+static unsigned char *new_large(size_t *size, long i, uint64_t *rng) {
+    size_t n = 300 * KiB + rnd(rng) % (2 * MiB - 300 * KiB + 1);
+    unsigned char *p = malloc(n);
+    *size = n;
+    if (p == NULL)
+        nulls++;
+    else
+        stamp_large(p, n, (uint64_t)i << 32);
+    return p;
+}
+
 int main(int argc, char **argv) {
     TEST_BEGIN("faults/maps");
     long nsmall = argc > 1 ? atol(argv[1]) : 4000000;
@@ -103,7 +116,6 @@ int main(int argc, char **argv) {
     peak = baseline;
     note("at start");
 
-    long nulls = 0;
     for (long i = 0; i < nsmall; i++) {
         size_t n = 16 + rnd(&rng) % 49;
         small[i] = malloc(n);
@@ -115,16 +127,8 @@ int main(int argc, char **argv) {
         stamp_small(small[i], n, (uint64_t)i);
     }
     note("small blocks live");
-    for (long i = 0; i < nlarge; i++) {
-        size_t n = 300 * KiB + rnd(&rng) % (2 * MiB - 300 * KiB + 1);
-        large[i] = malloc(n);
-        large_size[i] = n;
-        if (large[i] == NULL) {
-            nulls++;
-            continue;
-        }
-        stamp_large(large[i], n, (uint64_t)i << 32);
-    }
+    for (long i = 0; i < nlarge; i++)
+        large[i] = new_large(&large_size[i], i, &rng);
     note("and large blocks live");
     long with_large = count_lines("/proc/self/maps");
 
@@ -147,16 +151,8 @@ int main(int argc, char **argv) {
         stamp_large(q, n, (uint64_t)i << 32);
     }
     note("the others grown x1.5 or shrunk to half");
-    for (long i = 0; i < nlarge; i += 2) {
-        size_t n = 300 * KiB + rnd(&rng) % (2 * MiB - 300 * KiB + 1);
-        large[i] = malloc(n);
-        large_size[i] = n;
-        if (large[i] == NULL) {
-            nulls++;
-            continue;
-        }
-        stamp_large(large[i], n, (uint64_t)i << 32);
-    }
+    for (long i = 0; i < nlarge; i += 2)
+        large[i] = new_large(&large_size[i], i, &rng);
     note("freed large blocks allocated again");
     for (long i = 0; i < nsmall; i += 3) {
         if (small[i] && !small_ok(small[i], small_size[i]))

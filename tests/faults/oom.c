@@ -1,7 +1,7 @@
 /* Out of memory: every entry point, run until the address space runs out.
  *
  * Each case runs in a forked child under RLIMIT_AS = address space in use +
- * HEADROOM (tests/faults/child.h), so the limit does not leak. For each entry
+ * HEADROOM (tests/faults/faults.h), so the limit does not leak. For each entry
  * point (malloc small and large, calloc small and large, realloc(NULL),
  * reallocarray(NULL), posix_memalign, aligned_alloc, memalign, valloc,
  * pvalloc, strdup) the child allocates blocks until one fails, filling each
@@ -26,7 +26,7 @@
 #include <string.h>
 
 #include "../pattern.h"
-#include "child.h"
+#include "faults.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)

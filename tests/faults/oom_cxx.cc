@@ -1,5 +1,5 @@
 // C++ out of memory: under RLIMIT_AS (in a forked child, tests/faults/
-// child.h) operator new throws std::bad_alloc once the address space is used
+// faults.h) operator new throws std::bad_alloc once the address space is used
 // up, for small and large, plain, array and aligned forms; the nothrow forms
 // return nullptr; a std::vector that cannot grow throws and keeps its
 // elements; a new_handler that frees a reserve lets the failing new succeed;
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "../pattern.h"
-#include "child.h"
+#include "faults.h"
 
 #define MiB ((size_t)1 << 20)
 #define HEADROOM (128 * MiB)

@@ -31,20 +31,12 @@
 
 #include "../harness.h"
 #include "../pattern.h"
-#include "child.h"
+#include "faults.h"
 
 #define KiB ((size_t)1 << 10)
 #define ROUND_BLOCKS 20000
 #define WARMUP_ROUNDS 8
 #define WATCHDOG_SECONDS 150
-
-static volatile const char *stage = "start";
-static void *watchdog(void *arg) {
-    (void)arg;
-    sleep(WATCHDOG_SECONDS);
-    harness_hung(WATCHDOG_SECONDS, (const char *)stage);
-    return NULL;
-}
 
 /* ---- 1. hand-over rounds ---- */
 
@@ -93,7 +85,7 @@ static void test_handover(int rounds) {
     static round_t r;
     size_t rss_warm = 0, rss_max = 0, rss_last = 0, round_bytes = 0;
     long bad = 0;
-    stage = "hand-over rounds";
+    watchdog_stage = "hand-over rounds";
     for (int k = 0; k < rounds; k++) {
         pthread_t p, c;
         atomic_store(&r.ready, 0);
@@ -220,7 +212,7 @@ static void *short_lived(void *arg) {
 }
 
 static void test_key_destructors(int threads, int wave) {
-    stage = "short-lived threads with key destructors";
+    watchdog_stage = "short-lived threads with key destructors";
     CHECK("late key created", pthread_key_create(&key_late, late_destructor) == 0);
     pthread_t *t = calloc((size_t)wave, sizeof *t);
     int create_fail = 0, started = 0;
@@ -264,9 +256,7 @@ int main(int argc, char **argv) {
         rounds = WARMUP_ROUNDS + 1;
     if (wave < 1)
         wave = 1;
-    pthread_t wd;
-    pthread_create(&wd, NULL, watchdog, NULL);
-    pthread_detach(wd);
+    watchdog_start(WATCHDOG_SECONDS);
     test_handover(rounds);
     test_key_destructors(threads, wave);
     return TEST_DONE();

@@ -1,11 +1,14 @@
-/* Runs one test case in a forked child, optionally under an address-space
- * limit (RLIMIT_AS), so that neither the limit nor whatever the case leaves
- * behind (a full heap, a wedged lock) reaches the next case. The child's
- * CHECK counts come back through a pipe and are added to the parent's; a
- * child that crashes, is killed by its alarm or exits without reporting
- * counts as one failure, named after the case. Works from C and C++. */
-#ifndef MSPACE_TEST_FAULTS_CHILD_H
-#define MSPACE_TEST_FAULTS_CHILD_H
+/* What the fault tests share: RSS and address-space readings, a watchdog
+ * thread, and running one test case in a forked child, optionally under an
+ * address-space limit (RLIMIT_AS), so that neither the limit nor whatever
+ * the case leaves behind (a full heap, a wedged lock) reaches the next case.
+ * The child's CHECK counts come back through a pipe and are added to the
+ * parent's; a child that crashes, is killed by its alarm or exits without
+ * reporting counts as one failure, named after the case. Works from C and
+ * C++. */
+#ifndef MSPACE_TEST_FAULTS_H
+#define MSPACE_TEST_FAULTS_H
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +27,23 @@ static inline size_t statm_bytes(int field) {
         fclose(f);
     }
     return v[field] * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* A thread that ends the test as hung (harness_hung) after `seconds`,
+ * naming *stage, which the test updates as it goes. */
+static volatile const char *watchdog_stage = "start";
+static int watchdog_seconds;
+static inline void *watchdog_main(void *arg) {
+    (void)arg;
+    sleep((unsigned)watchdog_seconds);
+    harness_hung(watchdog_seconds, (const char *)watchdog_stage);
+    return NULL;
+}
+static inline void watchdog_start(int seconds) {
+    pthread_t t;
+    watchdog_seconds = seconds;
+    if (pthread_create(&t, NULL, watchdog_main, NULL) == 0)
+        pthread_detach(t);
 }
 
 /* The limit the current case runs under (0: none), for its messages. */
@@ -81,4 +101,4 @@ static inline void child_run(const char *what, size_t headroom, int timeout_s, v
                 what, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
-#endif
+#endif /* MSPACE_TEST_FAULTS_H */
