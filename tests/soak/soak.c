@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../harness.h"
+#include "../faults/faults.h"
 #include "../pattern.h"
 
 #define KiB ((size_t)1 << 10)
@@ -227,25 +227,6 @@ static void *forker(void *arg) {
     return NULL;
 }
 
-static long rss_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages[2] = {0, 0};
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages[0], &pages[1]) != 2)
-            pages[1] = 0;
-        fclose(f);
-    }
-    return pages[1] * sysconf(_SC_PAGESIZE);
-}
-
-static int seconds_limit;
-static void *watchdog(void *arg) {
-    (void)arg;
-    sleep((unsigned)seconds_limit + 60);
-    harness_hung(seconds_limit + 60, "soak did not wind down");
-    return NULL;
-}
-
 static long samples[MAX_SAMPLES];
 
 static double mean(const long *v, int from, int to) {
@@ -267,12 +248,11 @@ int main(int argc, char **argv) {
         seconds = MAX_SAMPLES - 1;
     if (workers < 1 || workers > MAX_WORKERS)
         workers = 4;
-    seconds_limit = seconds;
     for (int i = 0; i < LOCKS; i++)
         pthread_mutex_init(&shared_lock[i], NULL);
-    pthread_t wd, w[MAX_WORKERS], sp, fk;
-    pthread_create(&wd, NULL, watchdog, NULL);
-    pthread_detach(wd);
+    pthread_t w[MAX_WORKERS], sp, fk;
+    watchdog_stage = "soak did not wind down";
+    watchdog_start(seconds + 60);
     for (long i = 0; i < workers; i++)
         pthread_create(&w[i], NULL, worker, (void *)i);
     pthread_create(&sp, NULL, spawner, NULL);
@@ -284,7 +264,7 @@ int main(int argc, char **argv) {
     long peak = 0;
     for (;;) {
         sleep(1);
-        long r = rss_bytes();
+        long r = (long)statm_bytes(1);
         samples[n++] = r;
         if (r > peak)
             peak = r;
