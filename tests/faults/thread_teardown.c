@@ -3,13 +3,16 @@
  * main and keys created after mspace's; this adds:
  *
  *  1. Hand-over rounds: a producer thread allocates ROUND_BLOCKS blocks
- *     (16 B .. 4 KiB, one in 64 of 64..512 KiB) and exits; a consumer thread
- *     checks and frees every one of them and exits. In half of the rounds
- *     the consumer starts freeing while the producer is still exiting. RSS
- *     (/proc/self/statm) after each round must stay within two rounds'
- *     worth of bytes of its value after the warm-up rounds: memory freed to
- *     a dead thread's heap that is never reused would add a round's worth
- *     each round (tens of rounds, so many times the bound).
+ *     (16 B .. 4 KiB, one in 64 of 64..512 KiB: about 145 MiB) and exits;
+ *     a consumer thread checks and frees every one of them and exits. In
+ *     half of the rounds the consumer starts freeing while the producer is
+ *     still exiting. RSS (/proc/self/statm) after each round, when nothing
+ *     is in use, must stay within RSS_GROWTH_MAX of its value after the
+ *     warm-up rounds. What mspace may legitimately keep resident is capped
+ *     and reached within the warm-up, so growth after it is a leak: memory
+ *     freed to a dead thread's heap and never reused or returned. 64 MiB is
+ *     less than half of one round, and a leak of 1% of each round (1.45 MiB)
+ *     crosses it within the 52 rounds after the warm-up.
  *  2. Key destructors: one key created in a constructor before the
  *     program's first allocation (its destructor runs before mspace's own
  *     thread-exit hook) and one created in main afterwards (runs after it,
@@ -36,6 +39,7 @@
 #define KiB ((size_t)1 << 10)
 #define ROUND_BLOCKS 20000
 #define WARMUP_ROUNDS 8
+#define RSS_GROWTH_MAX ((size_t)64 << 20)
 #define WATCHDOG_SECONDS 150
 
 /* ---- 1. hand-over rounds ---- */
@@ -114,8 +118,8 @@ static void test_handover(int rounds) {
            rounds, ROUND_BLOCKS, round_bytes / 1048576.0, rss_warm / 1048576.0,
            rss_max / 1048576.0, rss_last / 1048576.0);
     CHECK("hand-over: every block intact when another thread freed it, no NULL", bad == 0);
-    CHECK("hand-over: RSS after warm-up grows by less than two rounds' worth",
-          rss_warm > 0 && rss_max < rss_warm + 2 * round_bytes);
+    CHECK("hand-over: RSS after warm-up grows by less than 64 MiB",
+          rss_warm > 0 && rss_max < rss_warm + RSS_GROWTH_MAX);
 }
 
 /* ---- 2. key destructors around mspace's thread teardown ---- */
