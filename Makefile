@@ -21,7 +21,7 @@ SECURE_OBJ = $(LIB_OBJ:$(B)/%=$(B)/secure/%)
 PREFIX  ?= /usr/local
 VERSION ?= 0.1
 
-.PHONY: all test fuzz bench bench-instr deps clean help install
+.PHONY: all test fuzz soak bench bench-instr deps clean help install
 all: libmspace.so libmspace-secure.so
 
 libmspace.so: $(LIB_OBJ)
@@ -88,28 +88,35 @@ $(B)/fuzz/fuzz_malloc: tests/fuzz/fuzz_malloc.c tests/fuzz/model.h tests/pattern
 	$(FUZZ_CC) -O1 -g -std=gnu11 -Wall -Wextra -fno-builtin -pthread -fsanitize=fuzzer -o $@ $<
 
 # Everything else in tests/ is a plain malloc/free program run under LD_PRELOAD.
-PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c)
+PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c tests/faults/*.c)
 PROG_BIN = $(PROG_SRC:tests/%.c=$(B)/tests/%)
 # Frame pointers and exported symbols, so stacks in heap profiles and leak
 # reports resolve to the test's function names.
-$(B)/tests/%: tests/%.c $(wildcard tests/*.h)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -fno-omit-frame-pointer \
 	      -rdynamic -pthread -o $@ $<
 $(B)/tests/stress/model_random: tests/fuzz/model.h
-CXX_SRC = $(wildcard tests/api/*.cc)
+CXX_SRC = $(wildcard tests/api/*.cc tests/faults/*.cc)
 CXX_BIN = $(CXX_SRC:tests/%.cc=$(B)/tests/%)
-$(B)/tests/%: tests/%.cc tests/harness.h
+$(B)/tests/%: tests/%.cc $(wildcard tests/*.h tests/*/*.h)
 	@mkdir -p $(@D)
 	$(CXX) -O1 -g -std=c++17 -Wall -Wextra -fno-builtin -pthread -o $@ $<
 
-test: libmspace.so libmspace-secure.so $(UNIT_BIN) $(SAN_UNIT_BIN) $(PROG_BIN) $(CXX_BIN) $(UBSAN_LIB) $(FUZZ_BIN)
+# The soak runs minutes on its own; make test runs it for 5 s as a smoke test.
+SOAK_BIN = $(B)/tests/soak/soak
+SOAK_SECONDS ?= 180
+
+test: libmspace.so libmspace-secure.so $(UNIT_BIN) $(SAN_UNIT_BIN) $(PROG_BIN) $(CXX_BIN) $(UBSAN_LIB) $(FUZZ_BIN) $(SOAK_BIN)
 	@scripts/deps.sh --check-test
 	@tests/run.sh
 
 fuzz: $(FUZZ_BIN)
 	@scripts/deps.sh --check-test
 	@tests/fuzz/fuzz.sh $(FUZZ_SECONDS) $(B)/fuzz/corpus
+
+soak: libmspace.so $(SOAK_BIN)
+	LD_PRELOAD=$(CURDIR)/libmspace.so $(SOAK_BIN) $(SOAK_SECONDS)
 
 bench: libmspace.so libmspace-secure.so
 	@scripts/deps.sh --check-bench
@@ -137,6 +144,7 @@ help:
 	@echo "make          build libmspace.so and the hardened libmspace-secure.so"
 	@echo "make test     build and run every test (ends with 'N passed, N failed')"
 	@echo "make fuzz     run libFuzzer on the allocator for FUZZ_SECONDS (600); corpus in build/fuzz/corpus"
+	@echo "make soak     threads, forks and cross-thread frees for SOAK_SECONDS (180) s"
 	@echo "make bench    compare mspace with glibc, jemalloc, tcmalloc, mimalloc (QUICK=1 for a short run)"
 	@echo "make bench-instr  instructions per malloc and per free under callgrind"
 	@echo "make install PREFIX=/usr/local  lib/libmspace.so (and -secure), include/mspace.h, lib/pkgconfig/mspace.pc"

@@ -15,7 +15,13 @@ static void *small_alloc(heap_t *heap, unsigned size_class, size_t size) {
     return p;
 }
 
-void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
+/* Mapping failed: what mspace keeps for reuse (cached large blocks, empty
+ * spans and segments) may be exactly the address space or commit charge
+ * that is missing, as under RLIMIT_AS or overcommit limits. Give it all back;
+ * true if there was something, so the caller tries once more. */
+static bool released_for_retry(void) { return errno == ENOMEM && ms_heap_trim_all() > 0; }
+
+static void *alloc_once(heap_t *heap, size_t size, size_t alignment) {
     if (alignment <= MS_ALIGNMENT) {
         if (size <= SMALL_REQUEST_MAX)
             return small_alloc(heap, ms_size_class_of(size + MS_SECURE_TRAILER), size);
@@ -32,7 +38,19 @@ void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
     return ms_large_alloc(size, alignment, false);
 }
 
-void *ms_calloc_large(size_t size) { return ms_large_alloc(size, 0, true); }
+void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
+    void *p = alloc_once(heap, size, alignment);
+    if (MS_UNLIKELY(p == NULL) && released_for_retry())
+        p = alloc_once(heap, size, alignment);
+    return p;
+}
+
+void *ms_calloc_large(size_t size) {
+    void *p = ms_large_alloc(size, 0, true);
+    if (MS_UNLIKELY(p == NULL) && released_for_retry())
+        p = ms_large_alloc(size, 0, true);
+    return p;
+}
 
 typedef struct {
     segment_t *segment;
@@ -88,6 +106,25 @@ size_t ms_usable_size(const void *p, const char *caller) {
     return small_usable(home.span, p);
 }
 
+/* A large block could not be resized by remapping. Moving a mapping costs
+ * more address space than copying: the kernel checks RLIMIT_AS for a
+ * growing mremap while the aligned reservation it is about to replace still
+ * counts (old + 2 x new at once), where a copy needs old + new. */
+static void *large_resize_slow(heap_t *heap, segment_t *segment, void *p, size_t size) {
+    if (released_for_retry()) {
+        void *q = ms_large_resize(segment, size);
+        if (q)
+            return q;
+    }
+    void *q = ms_alloc(heap, size, 0);
+    if (q == NULL)
+        return NULL;
+    size_t usable = ms_large_usable(segment);
+    memcpy(q, p, size < usable ? size : usable);
+    ms_large_free(segment);
+    return q;
+}
+
 void *ms_realloc(heap_t *heap, void *p, size_t size) {
     block_home_t home;
     if (!find_block(p, &home) ||
@@ -95,8 +132,10 @@ void *ms_realloc(heap_t *heap, void *p, size_t size) {
         ms_host_fatal("realloc", "invalid pointer", p);
     size_t usable;
     if (home.span == NULL) {
-        if (size > MS_SMALL_MAX)
-            return ms_large_resize(home.segment, size);
+        if (size > MS_SMALL_MAX) {
+            void *q = ms_large_resize(home.segment, size);
+            return MS_LIKELY(q != NULL) ? q : large_resize_slow(heap, home.segment, p, size);
+        }
         usable = ms_large_usable(home.segment);
     } else {
         usable = small_usable(home.span, p);

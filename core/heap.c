@@ -501,12 +501,9 @@ void ms_heap_fork_prepare(void) {
 }
 
 void ms_heap_fork_parent(void) {
-    if (locked_for_fork[2])
-        ms_unlock(&ms_large_cache_lock);
-    if (locked_for_fork[1])
-        ms_unlock(&ms_segment_chain_lock);
-    if (locked_for_fork[0])
-        ms_unlock(&pool_lock);
+    ms_unlock_after_fork(&ms_large_cache_lock, locked_for_fork[2]);
+    ms_unlock_after_fork(&ms_segment_chain_lock, locked_for_fork[1]);
+    ms_unlock_after_fork(&pool_lock, locked_for_fork[0]);
 }
 
 void ms_heap_fork_child(void) {

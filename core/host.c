@@ -23,6 +23,11 @@ static void futex_wake_one(_Atomic int *word) {
 /* Spin briefly (the critical sections are short), then sleep on the futex
  * with state 2 so the unlocker knows to wake someone. */
 void ms_lock_slow(ms_lock_t *lock) {
+    /* The holder test first: other threads never read `reentrant`. */
+    if (ms_lock_held_by_me(lock) && lock->reentrant) {
+        lock->nested++;
+        return;
+    }
     for (int spin = 0; spin < 100; spin++) {
         int expected = 0;
         if (atomic_load_explicit(&lock->state, memory_order_relaxed) == 0 &&

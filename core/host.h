@@ -9,12 +9,16 @@
 #include "types.h"
 
 /* A futex lock that remembers its holder, so fork() from a signal handler
- * that interrupted the allocator can tell which locks it already owns. */
+ * that interrupted the allocator can tell which locks it already owns.
+ * While fork() holds it (reentrant set), its holder may take it again: the
+ * program's own atfork handlers run inside that window and may allocate. */
 typedef struct {
     _Atomic int state; /* 0 free, 1 held, 2 held with waiters */
     _Atomic uintptr_t holder;
+    int nested;        /* re-entries by the holder not yet unlocked */
+    int reentrant;     /* written and read by the holder only */
 } ms_lock_t;
-#define MS_LOCK_INIT {0, 0}
+#define MS_LOCK_INIT {0, 0, 0, 0}
 
 /* The thread pointer: unique among live threads, free to read, and its low
  * bits are zero (it is at least 16-byte aligned). */
@@ -35,6 +39,10 @@ static inline void ms_lock(ms_lock_t *lock) {
 }
 
 static inline void ms_unlock(ms_lock_t *lock) {
+    if (MS_UNLIKELY(lock->nested)) { /* only the holder unlocks: no race */
+        lock->nested--;
+        return;
+    }
     atomic_store_explicit(&lock->holder, 0, memory_order_relaxed);
     if (atomic_exchange_explicit(&lock->state, 0, memory_order_release) == 2)
         ms_unlock_slow(lock);
@@ -47,15 +55,30 @@ static inline int ms_lock_held_by_me(ms_lock_t *lock) {
 /* fork()'s prepare handler takes every lock so no other thread is inside a
  * critical section when the child is made. A signal handler that forks may
  * have interrupted this very thread while it held the lock: then *taken is
- * false and the parent handler must not release it. */
+ * false, the parent handler must not release it, and nobody may re-enter it
+ * mid-update. Otherwise the lock is lent to its holder until the parent or
+ * child handler: glibc runs the atfork handlers registered before ours
+ * inside that window (prepare after ours, parent and child before), and
+ * they may allocate. */
 static inline void ms_lock_for_fork(ms_lock_t *lock, bool *taken) {
     *taken = !ms_lock_held_by_me(lock);
-    if (*taken)
+    if (*taken) {
         ms_lock(lock);
+        lock->reentrant = 1;
+    }
+}
+
+/* The parent's side of ms_lock_for_fork (the child resets its locks). */
+static inline void ms_unlock_after_fork(ms_lock_t *lock, bool taken) {
+    if (taken) {
+        lock->reentrant = 0;
+        ms_unlock(lock);
+    }
 }
 
 /* Forget any holder: the only thread left after fork() is the child's. */
 static inline void ms_lock_reset(ms_lock_t *lock) {
+    lock->nested = lock->reentrant = 0;
     atomic_store(&lock->state, 0);
     atomic_store(&lock->holder, 0);
 }

@@ -23,7 +23,11 @@ static void *reserve_aligned(size_t size, size_t alignment, size_t offset, int p
     size_t span = size + alignment;
     if (span < size)
         return NULL;
-    char *raw = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /* Only a reservation that is never written may skip the commit charge:
+     * a usable mapping made with MAP_NORESERVE could later be grown by
+     * mremap past what the kernel's overcommit policy allows. */
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (prot == PROT_NONE ? MAP_NORESERVE : 0);
+    char *raw = mmap(NULL, span, prot, flags, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
     char *aligned = (char *)(((uintptr_t)raw + offset + alignment - 1) & ~(uintptr_t)(alignment - 1));

@@ -159,8 +159,7 @@ void ms_records_fork_prepare(ms_records_t *records) {
 
 void ms_records_fork_parent(ms_records_t *records) {
     for (int s = MS_RECORD_STRIPES - 1; s >= 0; s--)
-        if (records->stripes[s].taken_for_fork)
-            ms_unlock(&records->stripes[s].lock);
+        ms_unlock_after_fork(&records->stripes[s].lock, records->stripes[s].taken_for_fork);
 }
 
 void ms_records_fork_child(ms_records_t *records) {

@@ -118,10 +118,8 @@ void ms_stack_fork_prepare(void) {
 }
 
 void ms_stack_fork_parent(void) {
-    if (add_lock_taken_for_fork)
-        ms_unlock(&add_lock);
-    if (report_lock_taken_for_fork)
-        ms_unlock(&ms_stack_report_lock);
+    ms_unlock_after_fork(&add_lock, add_lock_taken_for_fork);
+    ms_unlock_after_fork(&ms_stack_report_lock, report_lock_taken_for_fork);
 }
 
 void ms_stack_fork_child(void) {

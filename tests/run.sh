@@ -35,13 +35,14 @@ for t in $B/unit/*; do [ -x "$t" ] && run_one "unit/${t##*/}" 120 "$t"; done
 echo "== core unit tests under ASan and UBSan (build/san)"
 for t in build/san/tests/unit/*; do [ -x "$t" ] && run_one "unit-san/${t##*/}" 300 "$t"; done
 
-echo "== API, misuse, stress (LD_PRELOAD=libmspace.so)"
-for t in $B/api/* $B/misuse/* $B/stress/*; do
+echo "== API, misuse, stress, faults (LD_PRELOAD=libmspace.so)"
+for t in $B/api/* $B/misuse/* $B/stress/* $B/faults/*; do
     [ -x "$t" ] || continue
     case $t in *.d|*.o) continue ;; esac
     rel=${t#$B/}
     run_one "$rel" 180 env LD_PRELOAD="$LIB" "$t"
 done
+[ -x $B/soak/soak ] && run_one "soak/soak (5 s smoke run)" 60 env LD_PRELOAD="$LIB" $B/soak/soak 5
 
 echo "== installed and linked with -lmspace (no preload)"
 for t in tests/linked/*.sh; do
@@ -49,7 +50,7 @@ for t in tests/linked/*.sh; do
 done
 
 echo "== API and misuse under the hardened build (LD_PRELOAD=libmspace-secure.so)"
-for t in $B/api/* $B/misuse/* $B/stress/model_random; do
+for t in $B/api/* $B/misuse/* $B/stress/model_random $B/faults/oom $B/faults/limits; do
     [ -x "$t" ] || continue
     case $t in *.d|*.o) continue ;; esac
     run_one "secure: ${t#$B/}" 180 env LD_PRELOAD="$PWD/libmspace-secure.so" "$t"
