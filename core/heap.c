@@ -501,7 +501,10 @@ void ms_heap_release(heap_t *heap) {
     ms_unlock(&pool_lock);
 }
 
-size_t ms_heap_collect(heap_t *heap) { return heap_collect(heap, true); }
+size_t ms_heap_collect(heap_t *heap) {
+    drop_alloc_spans(heap);
+    return heap_collect(heap, true);
+}
 
 size_t ms_heap_trim_all(void) {
     size_t released = ms_large_cache_collect(true);

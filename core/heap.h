@@ -72,8 +72,9 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) MS_HID
 
 /* Sets up a freshly mapped (zeroed) heap: every class without a span. */
 void ms_heap_init(heap_t *heap) MS_HIDDEN;
-/* Returns the heap's empty spans and segments and its resident free slices
- * to the OS (see heap.c:heap_collect), by its owner or under its lock. */
+/* Returns everything the heap does not use right now to the OS: empty
+ * spans (the ones being carved too), empty segments, resident free slices.
+ * For an explicit heap, under its lock; it may sit idle for long. */
 size_t ms_heap_collect(heap_t *heap) MS_HIDDEN;
 
 /* Returns cached empty segments and resident free slices to the OS, for the
