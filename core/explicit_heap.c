@@ -3,6 +3,7 @@
 #include "host.h"
 #include "large.h"
 #include "os.h"
+#include "span.h"
 
 /* Every live explicit heap, for malloc_trim and fork. Taken before any
  * explicit heap's lock. */
@@ -94,6 +95,25 @@ void ms_explicit_heap_usage(heap_t *heap, ms_explicit_heap_usage_t *out) {
         out->large_blocks++;
         out->large_mapped += segment->mapped_size;
     }
+    ms_unlock(&heap->lock);
+}
+
+void ms_explicit_heap_walk_live(heap_t *heap, void (*visit)(void *, void *), void *arg) {
+    ms_lock(&heap->lock);
+    for (segment_t *segment = heap->segments; segment; segment = segment->heap_next)
+        for (unsigned i = 1; i < MS_SLICES_PER_SEGMENT; i++) {
+            span_t *span = &segment->spans[i];
+            if (span->block_size == 0)
+                continue;
+            /* Every hole carries the mark (ms_span_carve, heap.c:span_take_back);
+             * a block in use has had it cleared, and no remote list holds any. */
+            char *start = ms_span_start(segment, span);
+            for (uint32_t at = 0; at < span->carved_end; at += span->block_size)
+                if (((block_t *)(start + at))->freed_mark != (uintptr_t)span)
+                    visit(start + at, arg);
+        }
+    for (segment_t *segment = heap->large; segment; segment = segment->heap_next)
+        visit(segment->large_block, arg);
     ms_unlock(&heap->lock);
 }
 

@@ -48,6 +48,11 @@ typedef struct {
 } ms_explicit_heap_usage_t;
 void ms_explicit_heap_usage(heap_t *heap, ms_explicit_heap_usage_t *out) MS_HIDDEN;
 
+/* Calls visit(block, arg) for every block of heap still in use, under its
+ * lock (visit must not use heap): for observers, before a destroy. */
+void ms_explicit_heap_walk_live(heap_t *heap, void (*visit)(void *block, void *arg),
+                                void *arg) MS_HIDDEN;
+
 /* malloc_trim: ms_heap_collect on every explicit heap. Bytes released. */
 size_t ms_explicit_heap_trim_all(void) MS_HIDDEN;
 

@@ -41,9 +41,14 @@ EXPORT mspace_t *mspace_create(void) {
     return (mspace_t *)heap;
 }
 
+static void observe_free(void *block, void *arg) { ms_observe_free(block); }
+
 EXPORT void mspace_destroy(mspace_t *ms) {
-    if (ms)
-        ms_explicit_heap_destroy(heap_of(ms));
+    if (ms == NULL)
+        return;
+    if (MS_UNLIKELY(ms_observing)) /* what is still in use goes now, as if freed */
+        ms_explicit_heap_walk_live(heap_of(ms), observe_free, NULL);
+    ms_explicit_heap_destroy(heap_of(ms));
 }
 
 EXPORT void *mspace_malloc(mspace_t *ms, size_t size) {

@@ -2,7 +2,8 @@
  * LD_PRELOAD=libmspace.so: what each function returns, blocks of a heap
  * freed and resized with plain free()/realloc() from any thread, four
  * threads sharing one heap, two heaps interleaved, destroy giving the
- * memory back (mapped bytes and RSS), and fork() while a heap is in use.
+ * memory back (mapped bytes and RSS), fork() while a heap is in use, and
+ * the call counts of MSPACE_STATS_FILE staying balanced across a destroy.
  *
  * The functions are looked up as weak symbols: without the preload they are
  * missing and only a note is printed. */
@@ -531,8 +532,54 @@ static void test_fork(void) {
     mspace_destroy(forked);
 }
 
-int main(void) {
+/* ---- observed calls (MSPACE_STATS_FILE) ---- */
+
+/* Run in a re-executed copy with the option set: blocks left in a heap
+ * count as freed when it is destroyed, so the report stays balanced. */
+static void observed_child(void) {
+    mspace_t *ms = mspace_create();
+    for (int i = 0; i < 5000; i++) mspace_malloc(ms, (size_t)i % 3000);
+    mspace_malloc(ms, MiB);
+    mspace_destroy(ms);
+}
+
+static long report_value(const char *text, const char *name) {
+    const char *at = strstr(text, name);
+    return at ? atol(at + strlen(name)) : -1;
+}
+
+static void test_observed(void) {
+    progress = "observed calls";
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/mspace-explicit-%d.stats", (int)getpid());
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("MSPACE_STATS_FILE", path, 1);
+        execl("/proc/self/exe", "explicit_heaps", "observed-child", (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    char text[4096] = "";
+    FILE *f = fopen(path, "r");
+    if (f) {
+        text[fread(text, 1, sizeof text - 1, f)] = 0;
+        fclose(f);
+    }
+    unlink(path);
+    long mallocs = report_value(text, "calls_malloc "), frees = report_value(text, "calls_free ");
+    CHECK("observed: the child ran and wrote its report", WIFEXITED(st) && mallocs >= 5001);
+    CHECK("observed: blocks a destroyed heap held count as freed (calls balance)",
+          frees >= 0 && mallocs - frees >= 0 && mallocs - frees < 100);
+    if (!(mallocs - frees < 100)) fprintf(stderr, "  calls_malloc %ld calls_free %ld\n", mallocs, frees);
+}
+
+int main(int argc, char **argv) {
     TEST_BEGIN("api/explicit_heaps");
+    if (argc > 1 && strcmp(argv[1], "observed-child") == 0 && mspace_create) {
+        observed_child();
+        return 0;
+    }
     if (!mspace_create) {
         printf("explicit_heaps: mspace_create not found (not under LD_PRELOAD=libmspace.so)\n");
         return TEST_DONE();
@@ -545,5 +592,6 @@ int main(void) {
     test_two_heaps();
     test_destroy_returns_memory();
     test_fork();
+    test_observed();
     return TEST_DONE();
 }

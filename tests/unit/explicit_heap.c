@@ -1,8 +1,9 @@
 /* Explicit heaps (core/explicit_heap.[ch]): their spans never take free()'s
  * fast path, their large blocks stay listed in the heap through frees and
  * mremap moves (and leave it when cached), realloc keeps a block in its
- * heap, trim empties them, fork holds their locks, and destroy unmaps every
- * byte and takes every address off the segment map. */
+ * heap, trim empties them, fork holds their locks, the walk of live blocks
+ * (for observers) sees exactly those, and destroy unmaps every byte and
+ * takes every address off the segment map. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
@@ -130,6 +131,33 @@ static void test_trim_and_fork(heap_t *e) {
           held && !ms_lock_held_by_me(&e->lock) && e->lock.state == 0);
 }
 
+static void count_block(void *block, void *arg) {
+    void **expect = arg;
+    for (int i = 0; i < 301; i++)
+        if (expect[i] == block) {
+            expect[i] = NULL; /* each one once */
+            return;
+        }
+    expect[301] = block; /* a block that is not live */
+}
+
+static void test_walk_live(void) {
+    heap_t *e = ms_explicit_heap_create();
+    void *all[300], *expect[302] = {0};
+    for (int i = 0; i < 300; i++) all[i] = ms_alloc(e, 16 + (size_t)(i % 7) * 100, 0);
+    for (int i = 0; i < 300; i += 3) ms_free(all[i], "free");
+    int n = 0;
+    for (int i = 0; i < 300; i++)
+        if (i % 3) expect[n++] = all[i];
+    expect[n++] = ms_alloc(e, 2 * MiB, 0);
+    ms_explicit_heap_walk_live(e, count_block, expect);
+    int all_seen = 1;
+    for (int i = 0; i < n; i++) all_seen &= expect[i] == NULL;
+    CHECK("walk: visits each live block, small and large, once", all_seen);
+    CHECK("walk: visits no hole and no never-used block", expect[301] == NULL);
+    ms_explicit_heap_destroy(e);
+}
+
 static void test_destroy(void) {
     uint64_t before = mapped_now();
     heap_t *e = ms_explicit_heap_create();
@@ -157,6 +185,7 @@ int main(void) {
     test_large_list(e);
     test_trim_and_fork(e);
     ms_explicit_heap_destroy(e);
+    test_walk_live();
     test_destroy();
     return TEST_DONE();
 }
