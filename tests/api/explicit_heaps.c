@@ -1,7 +1,8 @@
 /* Explicit heaps (mspace.h: mspace_create ... mspace_destroy), run under
  * LD_PRELOAD=libmspace.so: what each function returns, blocks of a heap
  * freed and resized with plain free()/realloc() from any thread, four
- * threads sharing one heap, two heaps interleaved, destroy giving the
+ * threads sharing one heap, a heap outliving the thread that made it, two
+ * heaps interleaved, destroy giving the
  * memory back (mapped bytes and RSS), fork() while a heap is in use, and
  * the call counts of MSPACE_STATS_FILE staying balanced across a destroy.
  *
@@ -366,6 +367,48 @@ static void test_free_by_other_thread(void) {
     mspace_destroy(ms);
 }
 
+/* ---- a heap outlives the thread that made it ---- */
+
+static mspace_t *orphan;
+static unsigned char *orphan_blocks[100];
+
+static void *make_and_exit(void *arg) {
+    (void)arg;
+    free(malloc(10)); /* this thread has a heap of its own, pooled at exit */
+    orphan = mspace_create();
+    for (int i = 0; i < 100; i++) {
+        orphan_blocks[i] = mspace_malloc(orphan, 64 + (size_t)i);
+        fill(orphan_blocks[i], 64 + (size_t)i, 3000 + i);
+    }
+    return NULL;
+}
+
+static void *adopt_and_scribble(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 2000; i++) { /* takes over the pooled heap, if any */
+        unsigned char *p = malloc(64 + (size_t)i % 100);
+        memset(p, 0xEE, 64 + (size_t)i % 100);
+    }
+    return NULL;
+}
+
+static void test_outlives_thread(void) {
+    progress = "heap outlives its thread";
+    pthread_t t;
+    pthread_create(&t, NULL, make_and_exit, NULL);
+    pthread_join(t, NULL);
+    pthread_create(&t, NULL, adopt_and_scribble, NULL);
+    pthread_join(t, NULL);
+    int ok = 1;
+    for (int i = 0; i < 100; i++) ok &= intact(orphan_blocks[i], 64 + (size_t)i, 3000 + i);
+    info_t info = heap_info(orphan);
+    CHECK("thread exit: the heap and its blocks survive the thread that made them",
+          ok && info.small_blocks == 100);
+    void *more = mspace_malloc(orphan, 100);
+    CHECK("thread exit: the heap is still usable from another thread", more != NULL);
+    mspace_destroy(orphan);
+}
+
 /* ---- two heaps interleaved ---- */
 
 static void test_two_heaps(void) {
@@ -589,6 +632,7 @@ int main(int argc, char **argv) {
     test_basics();
     test_shared_threads();
     test_free_by_other_thread();
+    test_outlives_thread();
     test_two_heaps();
     test_destroy_returns_memory();
     test_fork();
