@@ -2,9 +2,9 @@
  * LD_PRELOAD=libmspace.so: what each function returns, blocks of a heap
  * freed and resized with plain free()/realloc() from any thread, four
  * threads sharing one heap, a heap outliving the thread that made it, two
- * heaps interleaved, destroy giving the
- * memory back (mapped bytes and RSS), fork() while a heap is in use, and
- * the call counts of MSPACE_STATS_FILE staying balanced across a destroy.
+ * heaps interleaved, destroy giving the memory back (mapped bytes and RSS),
+ * fork() while a heap is in use, and the call counts of MSPACE_STATS_FILE
+ * staying balanced across a destroy.
  *
  * The functions are looked up as weak symbols: without the preload they are
  * missing and only a note is printed. */
