@@ -29,7 +29,25 @@ heap_t *ms_explicit_heap_create(void) {
     return heap;
 }
 
-void ms_explicit_heap_destroy(heap_t *heap) {
+/* Only at destroy, when no other call may use heap: no lock. */
+static void walk_live(heap_t *heap, void (*visit)(void *, void *), void *arg) {
+    for (segment_t *segment = heap->segments; segment; segment = segment->heap_next)
+        for (unsigned i = 1; i < MS_SLICES_PER_SEGMENT; i++) {
+            span_t *span = &segment->spans[i];
+            if (span->block_size == 0)
+                continue;
+            /* Every hole carries the mark (ms_span_carve, heap.c:span_take_back);
+             * a block in use has had it cleared, and no remote list holds any. */
+            char *start = ms_span_start(segment, span);
+            for (uint32_t at = 0; at < span->carved_end; at += span->block_size)
+                if (((block_t *)(start + at))->freed_mark != (uintptr_t)span)
+                    visit(start + at, arg);
+        }
+    for (segment_t *segment = heap->large; segment; segment = segment->heap_next)
+        visit(segment->large_block, arg);
+}
+
+void ms_explicit_heap_destroy(heap_t *heap, void (*live)(void *, void *), void *arg) {
     ms_lock(&list_lock);
     if (heap->explicit_prev)
         heap->explicit_prev->explicit_next = heap->explicit_next;
@@ -38,6 +56,10 @@ void ms_explicit_heap_destroy(heap_t *heap) {
     if (heap->explicit_next)
         heap->explicit_next->explicit_prev = heap->explicit_prev;
     ms_unlock(&list_lock);
+    /* Off the list first: a fork() from now on does not take its lock, so
+     * live may take locks that fork() takes before it. */
+    if (live)
+        walk_live(heap, live, arg);
     /* Off the map first, then unmapped: a later free() of a block that was
      * here finds no segment and is reported as an invalid pointer. */
     for (segment_t *segment = heap->segments, *next; segment; segment = next) {
@@ -95,25 +117,6 @@ void ms_explicit_heap_usage(heap_t *heap, ms_explicit_heap_usage_t *out) {
         out->large_blocks++;
         out->large_mapped += segment->mapped_size;
     }
-    ms_unlock(&heap->lock);
-}
-
-void ms_explicit_heap_walk_live(heap_t *heap, void (*visit)(void *, void *), void *arg) {
-    ms_lock(&heap->lock);
-    for (segment_t *segment = heap->segments; segment; segment = segment->heap_next)
-        for (unsigned i = 1; i < MS_SLICES_PER_SEGMENT; i++) {
-            span_t *span = &segment->spans[i];
-            if (span->block_size == 0)
-                continue;
-            /* Every hole carries the mark (ms_span_carve, heap.c:span_take_back);
-             * a block in use has had it cleared, and no remote list holds any. */
-            char *start = ms_span_start(segment, span);
-            for (uint32_t at = 0; at < span->carved_end; at += span->block_size)
-                if (((block_t *)(start + at))->freed_mark != (uintptr_t)span)
-                    visit(start + at, arg);
-        }
-    for (segment_t *segment = heap->large; segment; segment = segment->heap_next)
-        visit(segment->large_block, arg);
     ms_unlock(&heap->lock);
 }
 

@@ -17,8 +17,11 @@
 /* A new, empty explicit heap; NULL with errno ENOMEM. */
 heap_t *ms_explicit_heap_create(void) MS_HIDDEN;
 /* Unmaps every segment and large block of heap, and heap itself. No other
- * call on heap may run at the same time or come after. */
-void ms_explicit_heap_destroy(heap_t *heap) MS_HIDDEN;
+ * call on heap may run at the same time or come after. If live is not NULL
+ * it is first called for every block still in use (for observers), with no
+ * lock held, so it may allocate and take its own locks. */
+void ms_explicit_heap_destroy(heap_t *heap, void (*live)(void *block, void *arg),
+                              void *arg) MS_HIDDEN;
 
 /* A large block just allocated for heap joins its list. The inline form is
  * for any heap and any result (NULL included), and returns it. */
@@ -47,11 +50,6 @@ typedef struct {
     size_t blocks[MS_CLASS_COUNT]; /* live small blocks of each class */
 } ms_explicit_heap_usage_t;
 void ms_explicit_heap_usage(heap_t *heap, ms_explicit_heap_usage_t *out) MS_HIDDEN;
-
-/* Calls visit(block, arg) for every block of heap still in use, under its
- * lock (visit must not use heap): for observers, before a destroy. */
-void ms_explicit_heap_walk_live(heap_t *heap, void (*visit)(void *block, void *arg),
-                                void *arg) MS_HIDDEN;
 
 /* malloc_trim: ms_heap_collect on every explicit heap. Bytes released. */
 size_t ms_explicit_heap_trim_all(void) MS_HIDDEN;

@@ -1,9 +1,9 @@
 /* Explicit heaps (core/explicit_heap.[ch]): their spans never take free()'s
  * fast path, their large blocks stay listed in the heap through frees and
  * mremap moves (and leave it when cached), realloc keeps a block in its
- * heap, trim empties them, fork holds their locks, the walk of live blocks
- * (for observers) sees exactly those, and destroy unmaps every byte and
- * takes every address off the segment map. */
+ * heap, trim empties them, fork holds their locks, and destroy shows its
+ * observer exactly the live blocks, unmaps every byte and takes every
+ * address off the segment map. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
@@ -150,12 +150,11 @@ static void test_walk_live(void) {
     for (int i = 0; i < 300; i++)
         if (i % 3) expect[n++] = all[i];
     expect[n++] = ms_alloc(e, 2 * MiB, 0);
-    ms_explicit_heap_walk_live(e, count_block, expect);
+    ms_explicit_heap_destroy(e, count_block, expect);
     int all_seen = 1;
     for (int i = 0; i < n; i++) all_seen &= expect[i] == NULL;
-    CHECK("walk: visits each live block, small and large, once", all_seen);
-    CHECK("walk: visits no hole and no never-used block", expect[301] == NULL);
-    ms_explicit_heap_destroy(e);
+    CHECK("destroy: shows each live block, small and large, once", all_seen);
+    CHECK("destroy: shows no hole and no never-used block", expect[301] == NULL);
 }
 
 static void test_destroy(void) {
@@ -166,7 +165,7 @@ static void test_destroy(void) {
     for (int i = 0; i < 3; i++) large[i] = ms_alloc(e, (size_t)(i + 1) * MiB, 4096);
     large[1] = ms_realloc(e, large[1], 9 * MiB); /* resized in place or moved */
     uint64_t during = mapped_now();
-    ms_explicit_heap_destroy(e);
+    ms_explicit_heap_destroy(e, NULL, NULL);
     uint64_t after = mapped_now();
     CHECK("destroy: the heap had mapped over 13 MiB", during - before > 13 * MiB);
     CHECK("destroy: bytes mapped back to where they were", after == before);
@@ -184,7 +183,7 @@ int main(void) {
     test_small_blocks(e);
     test_large_list(e);
     test_trim_and_fork(e);
-    ms_explicit_heap_destroy(e);
+    ms_explicit_heap_destroy(e, NULL, NULL);
     test_walk_live();
     test_destroy();
     return TEST_DONE();
