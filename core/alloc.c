@@ -1,6 +1,7 @@
 #include "alloc.h"
 #include <errno.h>
 #include <string.h>
+#include "explicit_heap.h"
 #include "large.h"
 #include "span.h"
 
@@ -25,7 +26,7 @@ static void *alloc_once(heap_t *heap, size_t size, size_t alignment) {
     if (alignment <= MS_ALIGNMENT) {
         if (size <= SMALL_REQUEST_MAX)
             return small_alloc(heap, ms_size_class_of(size + MS_SECURE_TRAILER), size);
-        return ms_large_alloc(size, 0, false);
+        return ms_explicit_heap_track(heap, ms_large_alloc(size, 0, false));
     }
     /* Spans start on 64 KiB boundaries, so blocks of a class whose size is a
      * multiple of the alignment are all aligned. */
@@ -35,7 +36,7 @@ static void *alloc_once(heap_t *heap, size_t size, size_t alignment) {
             if ((ms_size_class_size(c) & (alignment - 1)) == 0)
                 return small_alloc(heap, c, size);
     }
-    return ms_large_alloc(size, alignment, false);
+    return ms_explicit_heap_track(heap, ms_large_alloc(size, alignment, false));
 }
 
 void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
@@ -87,7 +88,7 @@ void ms_free(void *p, const char *caller) {
      * free; checking its trailer would report an overflow instead. */
     if (MS_SECURE && ((block_t *)p)->freed_mark != (uintptr_t)home.span)
         ms_secure_block_in(p, home.span->block_size, caller);
-    ms_heap_free(home.segment, home.span, (block_t *)p);
+    ms_heap_free(home.segment, home.span, (block_t *)p, caller);
 }
 
 /* What a live small block can hold for its owner. */
@@ -125,11 +126,12 @@ static void *large_resize_slow(heap_t *heap, segment_t *segment, void *p, size_t
     return q;
 }
 
-void *ms_realloc(heap_t *heap, void *p, size_t size) {
+void *ms_realloc_as(heap_t *heap, void *p, size_t size, const char *caller) {
     block_home_t home;
     if (!find_block(p, &home) ||
         (home.span && ((block_t *)p)->freed_mark == (uintptr_t)home.span))
-        ms_host_fatal("realloc", "invalid pointer", p);
+        ms_host_fatal(caller, "invalid pointer", p);
+    heap = ms_explicit_heap_of(home.segment, heap); /* a block stays in its explicit heap */
     size_t usable;
     if (home.span == NULL) {
         if (size > MS_SMALL_MAX) {
@@ -148,6 +150,8 @@ void *ms_realloc(heap_t *heap, void *p, size_t size) {
     if (moved == NULL)
         return NULL;
     memcpy(moved, p, size < usable ? size : usable);
-    ms_free(p, "realloc");
+    ms_free(p, caller);
     return moved;
 }
+
+void *ms_realloc(heap_t *heap, void *p, size_t size) { return ms_realloc_as(heap, p, size, "realloc"); }

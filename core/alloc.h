@@ -72,6 +72,8 @@ size_t ms_usable_size(const void *p, const char *caller) MS_HIDDEN;
 
 /* realloc for p != NULL and size != 0. NULL with ENOMEM leaves p intact. */
 void *ms_realloc(heap_t *heap, void *p, size_t size) MS_HIDDEN;
+/* The same, reporting misuse as "<caller>(): ...". */
+void *ms_realloc_as(heap_t *heap, void *p, size_t size, const char *caller) MS_HIDDEN;
 
 /* Does mspace's heap (not the bootstrap arena) manage this address? */
 static inline bool ms_owns(const void *p) { return ms_segment_of(p) != NULL; }

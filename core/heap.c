@@ -1,5 +1,6 @@
 #include "heap.h"
 #include <errno.h>
+#include "explicit_heap.h"
 #include "host.h"
 #include "large_cache.h"
 #include "os.h"
@@ -68,6 +69,10 @@ static uintptr_t fast_free_key(const heap_t *heap) {
 static uintptr_t heap_owner(const heap_t *heap) {
     return __atomic_load_n(&heap->thread_id, __ATOMIC_RELAXED);
 }
+
+/* A pooled heap has no thread to reuse what it keeps, so it keeps nothing.
+ * An explicit heap has no thread either, but its program keeps using it. */
+static bool heap_pooled(const heap_t *heap) { return heap->thread_id == 0 && !heap->is_explicit; }
 
 /* ---- the partial list of each class ---- */
 
@@ -228,7 +233,7 @@ static void span_retire(heap_t *heap, segment_t *segment, span_t *span) {
     }
     if (ms_segment_is_empty(segment)) {
         heap->empty_segments++;
-        if (heap->thread_id == 0 || heap->empty_segments > RETAIN_EMPTY_MAX)
+        if (heap_pooled(heap) || heap->empty_segments > RETAIN_EMPTY_MAX)
             segment_release(heap, segment);
     }
 }
@@ -242,7 +247,7 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
             note_span_event(heap);
         return;
     }
-    if (heap->thread_id == 0) { /* pooled: nobody will reuse it soon */
+    if (heap_pooled(heap)) { /* nobody will reuse it soon */
         partial_remove(heap, span);
         span_retire(heap, segment, span);
         return;
@@ -305,7 +310,7 @@ static void drain_remote(heap_t *heap) {
         ms_stats_add(MS_STAT_remote_frees, drained);
 }
 
-void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
+static void *heap_alloc(heap_t *heap, unsigned size_class) {
     span_t *span = heap->alloc_span[size_class];
     for (;;) {
         if (span->free) {
@@ -341,6 +346,15 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
     }
 }
 
+void *ms_heap_alloc(heap_t *heap, unsigned size_class) {
+    if (MS_LIKELY(!heap->is_explicit))
+        return heap_alloc(heap, size_class);
+    ms_lock(&heap->lock);
+    void *block = heap_alloc(heap, size_class);
+    ms_unlock(&heap->lock);
+    return block;
+}
+
 static bool remote_list_has(heap_t *heap, const block_t *block) {
     for (const block_t *b = atomic_load_explicit(&heap->remote_free, memory_order_acquire); b;
          b = ms_link_code(b->next, b))
@@ -349,21 +363,35 @@ static bool remote_list_has(heap_t *heap, const block_t *block) {
     return false;
 }
 
-void ms_heap_free(segment_t *segment, span_t *span, block_t *block) {
+/* By the owner, or under the heap's lock: the mark can be confirmed. */
+static void free_owned(heap_t *heap, segment_t *segment, span_t *span, block_t *block,
+                       const char *caller) {
+    if (block->freed_mark == (uintptr_t)span &&
+        (ms_span_has_hole(span, block) || remote_list_has(heap, block)))
+        ms_host_fatal(caller, "double free of", block);
+    span_take_back(heap, segment, span, block);
+}
+
+void ms_heap_free(segment_t *segment, span_t *span, block_t *block, const char *caller) {
     heap_t *heap = segment->heap;
     uintptr_t self = ms_thread_id();
     if (heap_owner(heap) == self) {
-        if (block->freed_mark == (uintptr_t)span &&
-            (ms_span_has_hole(span, block) || remote_list_has(heap, block)))
-            ms_host_fatal("free", "double free of", block);
-        span_take_back(heap, segment, span, block);
+        free_owned(heap, segment, span, block, caller);
+        return;
+    }
+    /* No call on an explicit heap holds its lock while freeing elsewhere,
+     * so taking it here cannot deadlock, and the block is reusable at once. */
+    if (heap->is_explicit) {
+        ms_lock(&heap->lock);
+        free_owned(heap, segment, span, block, caller);
+        ms_unlock(&heap->lock);
         return;
     }
     /* Another thread's block. The mark cannot be confirmed without racing
      * the owner, but it is a pointer into allocator metadata that no live
      * block can legitimately hold in its second word. */
     if (block->freed_mark == (uintptr_t)span)
-        ms_host_fatal("free", "double free of", block);
+        ms_host_fatal(caller, "double free of", block);
     block->freed_mark = (uintptr_t)span;
     block_t *head = atomic_load_explicit(&heap->remote_free, memory_order_relaxed);
     do
@@ -392,6 +420,18 @@ static void set_local_keys(heap_t *heap) {
         }
 }
 
+void ms_heap_init(heap_t *heap) {
+    ms_lock(&pool_lock);
+    if (direct_end[0] == 0) {
+        direct_ranges_init();
+        ms_secure_init();
+    }
+    ms_unlock(&pool_lock);
+    for (unsigned c = 0; c < MS_CLASS_COUNT; c++)
+        set_alloc_span(heap, c, &ms_span_empty);
+    heap->last_collect_ms = heap->last_event_ms = ms_host_now_ms();
+}
+
 heap_t *ms_heap_acquire(void) {
     uintptr_t self = ms_thread_id();
     ms_lock(&pool_lock);
@@ -406,17 +446,10 @@ heap_t *ms_heap_acquire(void) {
     }
     ms_unlock(&pool_lock);
     if (heap == NULL) {
-        ms_lock(&pool_lock);
-        if (all_heaps == NULL && direct_end[0] == 0) {
-            direct_ranges_init();
-            ms_secure_init();
-        }
-        ms_unlock(&pool_lock);
         heap = ms_os_map(MS_HEAP_MAPPED_SIZE);
         if (heap == NULL)
             return NULL;
-        for (unsigned c = 0; c < MS_CLASS_COUNT; c++)
-            set_alloc_span(heap, c, &ms_span_empty);
+        ms_heap_init(heap);
         __atomic_store_n(&heap->thread_id, self, __ATOMIC_RELAXED);
         ms_lock(&pool_lock);
         heap->all_next = all_heaps;
@@ -467,6 +500,11 @@ void ms_heap_release(heap_t *heap) {
     ms_unlock(&pool_lock);
 }
 
+size_t ms_heap_collect(heap_t *heap) {
+    drop_alloc_spans(heap);
+    return heap_collect(heap, true);
+}
+
 size_t ms_heap_trim_all(void) {
     size_t released = ms_large_cache_collect(true);
     heap_t *mine = ms_heap_tls;
@@ -480,7 +518,7 @@ size_t ms_heap_trim_all(void) {
         released += heap_collect(heap, true);
     }
     ms_unlock(&pool_lock);
-    return released;
+    return released + ms_explicit_heap_trim_all();
 }
 
 void ms_heap_walk(void (*visit)(heap_t *, void *), void *arg) {

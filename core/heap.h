@@ -2,12 +2,18 @@
  * only its own heap without locks; a block freed by another thread comes
  * back through the heap's remote list. When a thread exits its heap is
  * trimmed and pooled, and the next new thread adopts it with everything it
- * still holds. Heaps are never unmapped, so a remote free can always reach
- * the heap named in a segment. */
+ * still holds. Thread heaps are never unmapped, so a remote free can always
+ * reach the heap named in a segment.
+ *
+ * An explicit heap (core/explicit_heap.c) is the same structure owned by no
+ * thread: every call on it, from any thread, holds its lock, which
+ * ms_heap_alloc and ms_heap_free take themselves, so it is never held
+ * across a call into another heap. */
 #ifndef MS_HEAP_H
 #define MS_HEAP_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "host.h"
 #include "segment.h"
 #include "size_class.h"
 #include "stats.h"
@@ -36,6 +42,12 @@ struct heap_s {
     heap_t *all_next;                   /* every heap ever made */
     heap_t *pool_next;                  /* pooled heaps */
     uint64_t calls[MS_CALL_COUNT];      /* see MS_CALLS_LIST; written by the owner only */
+    /* Explicit heaps only (thread_id stays 0, remote_free stays empty). */
+    bool is_explicit;
+    bool fork_locked;                   /* its lock was taken for fork() */
+    ms_lock_t lock;                     /* held by every call on the heap */
+    segment_t *large;                   /* its large blocks, by heap_next/heap_prev */
+    heap_t *explicit_next, *explicit_prev;
 };
 
 /* Each heap is mapped on its own, whole pages; heaps are never unmapped. */
@@ -54,13 +66,23 @@ void ms_heap_release(heap_t *heap) MS_HIDDEN;
 
 /* Slow path of malloc for a small size class. NULL with ENOMEM. */
 void *ms_heap_alloc(heap_t *heap, unsigned size_class) MS_HIDDEN;
-/* Slow path of free for a block of a small segment, by any thread. */
-void ms_heap_free(segment_t *segment, span_t *span, block_t *block) MS_HIDDEN;
+/* Slow path of free for a block of a small segment, by any thread; a
+ * double free is reported as "<caller>(): double free of ...". */
+void ms_heap_free(segment_t *segment, span_t *span, block_t *block,
+                  const char *caller) MS_HIDDEN;
 /* The owner's free() just emptied span (its used count reached zero). */
 void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) MS_HIDDEN;
 
+/* Sets up a freshly mapped (zeroed) heap: every class without a span. */
+void ms_heap_init(heap_t *heap) MS_HIDDEN;
+/* Returns everything the heap does not use right now to the OS: empty
+ * spans (the ones being carved too), empty segments, resident free slices.
+ * For an explicit heap, under its lock; it may sit idle for long. */
+size_t ms_heap_collect(heap_t *heap) MS_HIDDEN;
+
 /* Returns cached empty segments and resident free slices to the OS, for the
- * calling thread's heap and every pooled heap. Bytes released. */
+ * calling thread's heap, every pooled heap and every explicit heap. Bytes
+ * released. */
 size_t ms_heap_trim_all(void) MS_HIDDEN;
 
 /* fork(): hold every heap lock across it; in the child, pool the heaps of

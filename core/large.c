@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include "explicit_heap.h"
 #include "large_cache.h"
 #include "os.h"
 #include "segment.h"
@@ -83,12 +84,21 @@ void *ms_large_alloc(size_t size, size_t alignment, bool zero) {
 }
 
 void ms_large_free(segment_t *segment) {
+    if (segment->heap)
+        ms_explicit_heap_forget_large(segment);
+    if ((char *)segment->large_block - (char *)segment != (ptrdiff_t)MS_SEGMENT_HEADER_SIZE) {
+        ms_large_discard(segment);
+        return;
+    }
     ms_stats_add(MS_STAT_large_blocks, -1);
     ms_segment_unregister(segment);
-    if ((char *)segment->large_block - (char *)segment == (ptrdiff_t)MS_SEGMENT_HEADER_SIZE)
-        ms_large_cache_put(segment);
-    else
-        ms_os_unmap(segment, segment->mapped_size);
+    ms_large_cache_put(segment);
+}
+
+void ms_large_discard(segment_t *segment) {
+    ms_stats_add(MS_STAT_large_blocks, -1);
+    ms_segment_unregister(segment);
+    ms_os_unmap(segment, segment->mapped_size);
 }
 
 void *ms_large_resize(segment_t *segment, size_t size) {
@@ -119,14 +129,19 @@ void *ms_large_resize(segment_t *segment, size_t size) {
     }
     if (mapped > old_mapped) /* moving costs several system calls: room too */
         mapped += page_round(mapped / 8);
+    /* An explicit heap's list is linked through the header, which moves. */
+    heap_t *owner = segment->heap;
+    if (owner)
+        ms_explicit_heap_forget_large(segment);
     ms_segment_unregister(segment);
     segment_t *moved = ms_os_move_aligned(segment, old_mapped, mapped, MS_SEGMENT_SIZE);
-    if (moved == NULL) {
-        ms_segment_register(segment);
-        return NULL;
+    if (moved) {
+        moved->mapped_size = mapped;
+        moved->large_block = (char *)moved + offset;
     }
-    moved->mapped_size = mapped;
-    moved->large_block = (char *)moved + offset;
-    ms_segment_register(moved);
-    return moved->large_block;
+    segment_t *now = moved ? moved : segment; /* a failed move leaves it as it was */
+    ms_segment_register(now);
+    if (owner)
+        ms_explicit_heap_adopt_large(owner, now);
+    return moved ? moved->large_block : NULL;
 }

@@ -11,6 +11,8 @@
 /* zero: the caller needs the block zeroed (fresh mappings already are). */
 void *ms_large_alloc(size_t size, size_t alignment, bool zero) MS_HIDDEN;
 void ms_large_free(segment_t *segment) MS_HIDDEN;
+/* Straight back to the OS, not to the cache: its explicit heap is going. */
+void ms_large_discard(segment_t *segment) MS_HIDDEN;
 /* Resizes in place or by moving the mapping; NULL with ENOMEM if it can't. */
 void *ms_large_resize(segment_t *segment, size_t size) MS_HIDDEN;
 static inline size_t ms_large_usable(const segment_t *segment) {

@@ -20,6 +20,8 @@
  *   heap      the per-thread allocator state (heap.c): the span being carved
  *             for each class and the spans that still have holes. A heap
  *             outlives its thread: it is pooled and adopted by a later one.
+ *             An explicit heap (explicit_heap.c) is one the program makes,
+ *             shares between threads under a lock, and destroys whole.
  */
 #ifndef MS_TYPES_H
 #define MS_TYPES_H
@@ -96,8 +98,8 @@ enum segment_kind { SEGMENT_SMALL = 1, SEGMENT_LARGE = 2 };
 typedef struct segment_s {
     span_t spans[MS_SLICES_PER_SEGMENT];
     struct segment_s *chain_next, *chain_prev; /* global chain (segment.c) */
-    struct segment_s *heap_next, *heap_prev;   /* owning heap's segments */
-    heap_t *heap;                 /* owner (small segments); NULL for large */
+    struct segment_s *heap_next, *heap_prev;   /* owning heap's segments (or large blocks) */
+    heap_t *heap;                 /* owner; for a large block, its explicit heap or NULL */
     size_t mapped_size;           /* bytes mapped at the base */
     uint64_t used_slices;         /* bit i: slice i belongs to a span (bit 0: header) */
     uint64_t dirty_slices;        /* bit i: free slice whose pages may be resident */

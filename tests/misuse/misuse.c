@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,7 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../interpose/mspace.h"
 #include "../harness.h"
+
+/* Explicit heaps exist only under the preload: weak, NULL without it. */
+#pragma weak mspace_create
+#pragma weak mspace_destroy
+#pragma weak mspace_malloc
+#pragma weak mspace_realloc
+#pragma weak mspace_free
 
 #define MiB ((size_t)1 << 20)
 
@@ -288,6 +297,91 @@ static void link_after_free(void) {
         if (malloc(64) == NULL) _exit(4);
 }
 
+/* ---- explicit heaps ---- */
+static void mspace_free_stack(void) {
+    mspace_t *ms = mspace_create();
+    char buf[64];
+    memset(buf, 0, sizeof buf);
+    report(buf);
+    mspace_free(ms, launder(buf));
+}
+static void mspace_double_free_small(void) {
+    mspace_t *ms = mspace_create();
+    void *keep = mspace_malloc(ms, 32);
+    char *p = mspace_malloc(ms, 32);
+    report(p);
+    mspace_free(ms, p);
+    mspace_free(ms, launder(p));
+    mspace_free(ms, keep);
+}
+static void mspace_double_free_large(void) {
+    mspace_t *ms = mspace_create();
+    char *p = mspace_malloc(ms, 8 * MiB);
+    report(p);
+    mspace_free(ms, p);
+    mspace_free(ms, launder(p));
+}
+static void mspace_free_interior(void) {
+    mspace_t *ms = mspace_create();
+    char *p = mspace_malloc(ms, 100);
+    report(p + 16);
+    mspace_free(ms, launder(p + 16));
+}
+static void mspace_realloc_freed(void) {
+    mspace_t *ms = mspace_create();
+    void *keep = mspace_malloc(ms, 64);
+    char *p = mspace_malloc(ms, 64);
+    report(p);
+    mspace_free(ms, p);
+    void *r = mspace_realloc(ms, launder(p), 100);
+    (void)r;
+    mspace_free(ms, keep);
+}
+/* Plain free() on another thread than the allocating one: the block is
+ * still checked exactly, under the heap's lock. */
+static void *free_twice(void *p) {
+    free(p);
+    free(launder(p));
+    return NULL;
+}
+static void free_explicit_twice_other_thread(void) {
+    mspace_t *ms = mspace_create();
+    void *keep = mspace_malloc(ms, 48);
+    char *p = mspace_malloc(ms, 48);
+    report(p);
+    pthread_t t;
+    pthread_create(&t, NULL, free_twice, p);
+    pthread_join(t, NULL);
+    mspace_free(ms, keep);
+}
+static void free_after_destroy(void) {
+    mspace_t *ms = mspace_create();
+    char *small = mspace_malloc(ms, 40);
+    char *large = mspace_malloc(ms, 2 * MiB);
+    (void)large;
+    mspace_destroy(ms);
+    report(small);
+    free(launder(small));
+}
+static void realloc_after_destroy_large(void) {
+    mspace_t *ms = mspace_create();
+    char *large = mspace_malloc(ms, 2 * MiB);
+    mspace_destroy(ms);
+    report(large);
+    void *r = realloc(launder(large), 10);
+    (void)r;
+}
+static void mspace_valid_frees(void) {
+    mspace_t *a = mspace_create(), *b = mspace_create();
+    void *x = mspace_malloc(a, 100), *y = malloc(100), *z = mspace_malloc(b, 3 * MiB);
+    mspace_free(b, x); /* another heap's block */
+    mspace_free(a, y); /* a malloc() block */
+    free(z);           /* plain free of an explicit block */
+    mspace_free(a, NULL);
+    mspace_destroy(a);
+    mspace_destroy(b);
+}
+
 /* ---- driver self-checks (also run without mspace) ---- */
 static void child_abort(void) {
     fputs("about to abort\n", stderr);
@@ -407,6 +501,23 @@ int main(void) {
          "mspace: malloc_usable_size(): invalid pointer ", 0},
         {"free(NULL)", free_null, NULL, 0},
         {"valid frees", valid_frees, NULL, 0},
+        {"mspace_free of a stack address", mspace_free_stack,
+         "mspace: mspace_free(): invalid pointer ", 0},
+        {"mspace_free twice, small block", mspace_double_free_small,
+         "mspace: mspace_free(): double free of ", 0},
+        {"mspace_free twice, 8 MiB block", mspace_double_free_large,
+         "mspace: mspace_free(): invalid pointer ", 0},
+        {"mspace_free of mspace_malloc(100)+16", mspace_free_interior,
+         "mspace: mspace_free(): invalid pointer ", 0},
+        {"mspace_realloc of a freed block", mspace_realloc_freed,
+         "mspace: mspace_realloc(): invalid pointer ", 0},
+        {"free() twice of an explicit heap's block, other thread", free_explicit_twice_other_thread,
+         "mspace: free(): double free of ", 0},
+        {"free() after mspace_destroy", free_after_destroy, "mspace: free(): invalid pointer ", 0},
+        {"realloc() of a large block after mspace_destroy", realloc_after_destroy_large,
+         "mspace: realloc(): invalid pointer ", 0},
+        {"mspace_free of other heaps' blocks, free() of an explicit one", mspace_valid_frees, NULL,
+         0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
 
