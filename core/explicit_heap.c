@@ -10,12 +10,8 @@
 static ms_lock_t list_lock = MS_LOCK_INIT;
 static heap_t *explicit_heaps;
 
-static size_t heap_bytes(void) {
-    return (sizeof(heap_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1);
-}
-
 heap_t *ms_explicit_heap_create(void) {
-    heap_t *heap = ms_os_map(heap_bytes());
+    heap_t *heap = ms_os_map(MS_HEAP_MAPPED_SIZE);
     if (heap == NULL)
         return NULL;
     ms_heap_init(heap);
@@ -27,6 +23,15 @@ heap_t *ms_explicit_heap_create(void) {
     explicit_heaps = heap;
     ms_unlock(&list_lock);
     return heap;
+}
+
+size_t ms_explicit_heap_count(void) {
+    size_t n = 0;
+    ms_lock(&list_lock);
+    for (heap_t *heap = explicit_heaps; heap; heap = heap->explicit_next)
+        n++;
+    ms_unlock(&list_lock);
+    return n;
 }
 
 /* Only at destroy, when no other call may use heap: no lock. */
@@ -70,7 +75,7 @@ void ms_explicit_heap_destroy(heap_t *heap, void (*live)(void *, void *), void *
         next = segment->heap_next;
         ms_large_discard(segment);
     }
-    ms_os_unmap(heap, heap_bytes());
+    ms_os_unmap(heap, MS_HEAP_MAPPED_SIZE);
 }
 
 void ms_explicit_heap_adopt_large(heap_t *heap, segment_t *segment) {

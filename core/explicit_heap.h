@@ -51,6 +51,9 @@ typedef struct {
 } ms_explicit_heap_usage_t;
 void ms_explicit_heap_usage(heap_t *heap, ms_explicit_heap_usage_t *out) MS_HIDDEN;
 
+/* Explicit heaps alive now (each maps MS_HEAP_MAPPED_SIZE bytes). */
+size_t ms_explicit_heap_count(void) MS_HIDDEN;
+
 /* malloc_trim: ms_heap_collect on every explicit heap. Bytes released. */
 size_t ms_explicit_heap_trim_all(void) MS_HIDDEN;
 

@@ -1,4 +1,5 @@
 #include "usage.h"
+#include "explicit_heap.h"
 #include "heap.h"
 #include "large.h"
 #include "segment.h"
@@ -80,6 +81,7 @@ void ms_usage_collect(ms_usage_t *out) {
     *out = (ms_usage_t){0};
     ms_segment_chain_walk(add_segment, out);
     ms_heap_walk(count_heap, &out->heaps);
+    out->heaps += ms_explicit_heap_count();
     ms_stats_t stats;
     ms_stats_read(&stats);
     out->free_cached = stats.large_cached;
@@ -137,6 +139,7 @@ static void view_segment(segment_t *segment, void *arg) {
     *v = (ms_region_view_t){.base = (uintptr_t)segment, .size = MS_PEEK(segment->mapped_size),
                             .kind = segment->kind};
     if (segment->kind == SEGMENT_LARGE) {
+        v->heap = MS_PEEK(segment->heap); /* an explicit heap's, or NULL */
         v->block = (uintptr_t)segment->large_block;
         v->block_size = v->base + v->size > v->block ? v->base + v->size - v->block : 0;
         return;

@@ -36,7 +36,8 @@ typedef struct {
     size_t overhead_segments, overhead_large, overhead_heaps;
     size_t small_segments, small_mapped, small_in_use; /* in_use: live blocks x class size */
     size_t large_blocks, large_mapped, large_in_use;  /* large_in_use: usable bytes */
-    size_t heaps, holes; /* holes: free blocks in spans, counted */
+    size_t heaps, holes; /* heaps: thread and explicit heaps; holes: free
+                            blocks in spans, counted */
     ms_class_usage_t classes[MS_CLASS_COUNT];
 } ms_usage_t;
 
@@ -70,7 +71,7 @@ typedef struct {
     uintptr_t base;
     size_t size;
     uint8_t kind;        /* SEGMENT_SMALL or SEGMENT_LARGE */
-    const heap_t *heap;  /* owner of a small segment */
+    const heap_t *heap;  /* owner: of a small segment; of a large one if explicit */
     uintptr_t block;     /* large: the block */
     size_t block_size;   /* large: its usable bytes */
     unsigned free_slices;

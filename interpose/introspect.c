@@ -281,7 +281,12 @@ static void put_region(out_t *o, const ms_region_view_t *v) {
         put_hex(o, v->block);
         put2(o, ", \"usable\": ", " usable ");
         put_dec(o, v->block_size);
-        put2(o, "}", " bytes\n");
+        put2(o, "", " bytes");
+        if (v->heap) { /* an explicit heap's */
+            put2(o, ", \"heap\": ", ", explicit heap ");
+            put_hex(o, (uintptr_t)v->heap);
+        }
+        put2(o, "}", "\n");
         return;
     }
     bool mine = v->heap == ms_heap_tls;

@@ -61,7 +61,8 @@ typedef struct {
     size_t large_bytes;     /* their usable bytes (part of in_use) */
     size_t large_mapped;    /* their regions' bytes: large_bytes + the pages
                                before each block (part of overhead) */
-    size_t heaps;           /* per-thread heaps (pooled ones included) */
+    size_t heaps;           /* per-thread heaps (pooled ones included) and
+                               explicit heaps */
     /* Calls, counted only when the process started with MSPACE_STATS=1 (or
      * MSPACE_STATS_FILE, MSPACE_PROF, MSPACE_LEAKS) set: observing every
      * call turns the fast paths off. When

@@ -29,6 +29,9 @@
 #pragma weak mspace_stats_get
 #pragma weak mspace_stats_print
 #pragma weak mspace_get
+#pragma weak mspace_create
+#pragma weak mspace_malloc
+#pragma weak mspace_destroy
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -338,6 +341,35 @@ static void test_get(void) {
     free(p);
 }
 
+/* ---- explicit heaps are counted like thread heaps ---- */
+static void test_explicit_heap(void) {
+    step = "explicit heap";
+    malloc_trim(0);
+    mspace_stats before = mspace_stats_get();
+    mspace_t *ms = mspace_create();
+    char *small = mspace_malloc(ms, 100), *big = mspace_malloc(ms, 2 * MiB);
+    mspace_stats during = mspace_stats_get();
+    CHECK("an explicit heap: one more heap, its segment and its large block",
+          during.heaps == before.heaps + 1 && during.small_regions == before.small_regions + 1 &&
+              during.large_blocks == before.large_blocks + 1 && adds_up(&during));
+    mspace_block_info info;
+    CHECK("its blocks are found", mspace_get(small + 1, &info) == 1 && info.block == small &&
+                                      info.state == MSPACE_IN_USE &&
+                                      mspace_get(big + MiB, &info) == 1 && info.block == big);
+    char *text = report(MSPACE_STATS_VERBOSE);
+    char want[64];
+    snprintf(want, sizeof want, "block %p usable", (void *)big);
+    char *line = text ? strstr(text, want) : NULL;
+    CHECK("the verbose report names the large block's explicit heap",
+          line && strstr(line, ", explicit heap 0x") &&
+              strstr(line, ", explicit heap 0x") < strchr(line, '\n'));
+    free(text);
+    mspace_destroy(ms);
+    mspace_stats after = mspace_stats_get();
+    CHECK("destroyed: all of it unmapped", after.heaps == before.heaps &&
+                                              after.mapped == before.mapped && adds_up(&after));
+}
+
 /* ---- glibc's reports agree with mspace_stats_get ---- */
 static size_t xml_value(const char *xml, const char *tag, const char *attr) {
     const char *last = NULL;
@@ -645,6 +677,8 @@ int main(int argc, char **argv) {
     test_totals();
     test_verbose();
     test_get();
+    if (mspace_create)
+        test_explicit_heap();
     test_glibc_reports();
     test_racing();
     return TEST_DONE();
