@@ -9,6 +9,7 @@
 #define MS_OPTIONS_LIST(X)                                                     \
     X(STATS, "0", "1: write allocator statistics to stderr at exit")           \
     X(STATS_FILE, "", "write the statistics at exit to this file (%p: pid)")       \
+    X(STATS_JSON, "", "write the statistics at exit as JSON to this file (%p: pid)") \
     X(PROF, "0", "1: sample allocations and write a heap profile (pprof) at exit") \
     X(PROF_SAMPLE, "524288", "mean bytes allocated between two profile samples") \
     X(PROF_FILE, "mspace.%p.heap", "where the heap profile goes (%p: pid)")      \

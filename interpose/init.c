@@ -12,6 +12,8 @@
 #include "../core/stats.h"
 #include "../core/text.h"
 #include "guard.h"
+#include "introspect.h"
+#include "mspace.h"
 #include "observe.h"
 
 extern char **environ;
@@ -115,6 +117,16 @@ void ms_report_close(int fd) {
 /* The report runs when the library is unloaded at exit, after main and the
  * program's own destructors that were registered later. */
 __attribute__((destructor)) static void report_at_exit(void) {
+    const char *json = ms_option_text(MS_OPTION_STATS_JSON);
+    if (*json) {
+        ms_text_t name = {.len = 0};
+        ms_text_path(&name, json, (uint64_t)getpid());
+        int fd = open(name.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            ms_introspect_write(fd, MSPACE_STATS_JSON);
+            close(fd);
+        }
+    }
     if (*ms_option_text(MS_OPTION_STATS_FILE) == '\0' && !ms_option_number(MS_OPTION_STATS))
         return;
     int fd = ms_report_open();

@@ -13,7 +13,8 @@ bool ms_observing;
 static _Atomic uint64_t heapless_calls[MS_CALL_COUNT];
 
 void ms_observe_init(void) {
-    bool stats = ms_option_number(MS_OPTION_STATS) != 0 || *ms_option_text(MS_OPTION_STATS_FILE) != '\0';
+    bool stats = ms_option_number(MS_OPTION_STATS) != 0 || *ms_option_text(MS_OPTION_STATS_FILE) != '\0' ||
+                 *ms_option_text(MS_OPTION_STATS_JSON) != '\0';
     bool tracking = ms_track_init();
     if (!stats && !tracking)
         return;

@@ -71,4 +71,16 @@ if "$RUN" --lib "$REAL_LIB" --leaks -- sort "$IN" 2>"$REAL_TMP/leaks.err" >/dev/
 else
     fail "mspace-run --leaks printed no summary" "$REAL_TMP/leaks.err"
 fi
+
+# --json: the statistics at exit as one JSON object whose parts add up.
+if "$RUN" --lib "$REAL_LIB" --json "$REAL_TMP/sort.%p.json" -- sort "$IN" >/dev/null &&
+    files=("$REAL_TMP"/sort.*.json) && [ ${#files[@]} -eq 1 ] &&
+    python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["in_use"] + d["free"] + d["overhead"] == d["mapped"] > 0, d
+assert d["calls_counted"] and d["mallocs"] > 0, d' "${files[0]}" 2>"$REAL_TMP/json.err"; then
+    pass "mspace-run --json: sort's statistics parse and add up"
+else
+    fail "mspace-run --json" "$REAL_TMP/json.err"
+fi
 real_end
