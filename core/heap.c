@@ -486,17 +486,17 @@ static void pool_locked(heap_t *heap) {
     pool = heap;
 }
 
-void ms_heap_release(heap_t *heap) {
+void ms_heap_release(heap_t *heap, bool everything) {
     if (heap == &ms_heap_empty)
         return;
     ms_heap_tls = &ms_heap_empty;
     drain_remote(heap);
     drop_alloc_spans(heap);
-    heap_collect(heap, true);
+    heap_collect(heap, everything);
     ms_lock(&pool_lock);
     pool_locked(heap);
     drain_remote(heap); /* blocks pushed before the abandoned mark was visible */
-    heap_collect(heap, true);
+    heap_collect(heap, everything);
     ms_unlock(&pool_lock);
 }
 

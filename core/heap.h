@@ -61,8 +61,11 @@ extern __thread heap_t *ms_heap_tls MS_HIDDEN;
 
 /* Gives the calling thread a heap (adopted from the pool or new). */
 heap_t *ms_heap_acquire(void) MS_HIDDEN;
-/* The calling thread is done with its heap: trim it and pool it. */
-void ms_heap_release(heap_t *heap) MS_HIDDEN;
+/* The calling thread is done with its heap: trim it and pool it. Trim
+ * everything at thread exit; a heap borrowed for one call after the
+ * thread's teardown (interpose/init.h) gives back only what has aged, so a
+ * destructor that allocates over and over does not unmap and refault. */
+void ms_heap_release(heap_t *heap, bool everything) MS_HIDDEN;
 
 /* Slow path of malloc for a small size class. NULL with ENOMEM. */
 void *ms_heap_alloc(heap_t *heap, unsigned size_class) MS_HIDDEN;

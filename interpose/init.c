@@ -28,7 +28,7 @@ static pthread_key_t thread_key;
 
 static void thread_exit(void *heap) {
     thread_torn_down = true;
-    ms_heap_release((heap_t *)heap);
+    ms_heap_release((heap_t *)heap, true);
 }
 
 /* Called under init_lock. A first allocation from a .preinit_array function

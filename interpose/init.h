@@ -13,7 +13,7 @@ heap_t *ms_heap_for_call(bool *temporary) MS_HIDDEN;
 
 static inline void ms_heap_return(heap_t *heap, bool temporary) {
     if (temporary && heap)
-        ms_heap_release(heap);
+        ms_heap_release(heap, false);
 }
 
 void ms_fork_install(void) MS_HIDDEN; /* fork.c */

@@ -109,14 +109,14 @@ static void child_usable(void *p) { ms_usable_size(launder(p), "malloc_usable_si
 static void *thread_free(void *p) {
     heap_t *mine = ms_heap_acquire();
     ms_free(p, "free");
-    ms_heap_release(mine);
+    ms_heap_release(mine, true);
     return NULL;
 }
 static void *thread_free_twice(void *p) {
     heap_t *mine = ms_heap_acquire();
     ms_free(p, "free");
     ms_free(launder(p), "free");
-    ms_heap_release(mine);
+    ms_heap_release(mine, true);
     return NULL;
 }
 static void child_remote_then_owner(void *p) {
@@ -234,7 +234,7 @@ static void *foreign_free_thread(void *p) {
     heap_t *mine = ms_heap_acquire();
     CHECK("fast: another thread's block is declined", !ms_free_fast(p));
     ms_free(p, "free"); /* the slow path takes it (remote) */
-    ms_heap_release(mine);
+    ms_heap_release(mine, true);
     return NULL;
 }
 

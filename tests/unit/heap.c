@@ -290,7 +290,7 @@ static void *remote_freer(void *arg) {
     heap_t *mine = ms_heap_acquire();
     CHECK("remote: B gets its own heap", mine != NULL && mine != h && ms_heap_tls == mine);
     ms_free(arg, "free");
-    ms_heap_release(mine);
+    ms_heap_release(mine, true);
     CHECK("remote: release leaves B heapless", ms_heap_tls == &ms_heap_empty);
     return NULL;
 }
@@ -337,7 +337,7 @@ static void *exiting_thread(void *arg) {
         memset(leftover[i], i, 200);
     }
     exited_heap = mine;
-    ms_heap_release(mine);
+    ms_heap_release(mine, true);
     return NULL;
 }
 
@@ -376,7 +376,7 @@ static void *adopting_thread(void *arg) {
     for (int i = 0; i < LEFT - 1; i++)
         ms_free(again[i], "free");
     ms_free(leftover[LEFT - 1], "free");
-    ms_heap_release(mine);
+    ms_heap_release(mine, true);
     return NULL;
 }
 
@@ -407,7 +407,7 @@ static void *short_thread(void *arg) {
     pair[0] = ms_alloc(mine, 300, 0);
     pair[1] = ms_alloc(mine, 300, 0);
     pooled_heap = mine;
-    ms_heap_release(mine);
+    ms_heap_release(mine, true);
     return NULL;
 }
 
@@ -455,7 +455,7 @@ static void *producer(void *arg) {
         ho->blocks[i] = NULL;
     }
     atomic_store(&ho->ready, 1);
-    ms_heap_release(mine); /* races the consumer's frees */
+    ms_heap_release(mine, true); /* races the consumer's frees */
     return NULL;
 }
 
@@ -466,7 +466,7 @@ static void *consumer(void *arg) {
         sched_yield();
     for (int i = 0; i < BLOCKS; i++)
         ms_free(ho->blocks[i], "free");
-    ms_heap_release(mine);
+    ms_heap_release(mine, true);
     return NULL;
 }
 
@@ -529,7 +529,7 @@ int main(void) {
     size_t heaps = 0;
     ms_heap_walk(count_heap, &heaps);
     CHECK("walk: visits every heap made", heaps == stats().heaps);
-    ms_heap_release(h);
+    ms_heap_release(h, true);
     CHECK("release: main thread heapless", ms_heap_tls == &ms_heap_empty);
     ms_heap_trim_all();
     ms_usage_t u;

@@ -404,7 +404,7 @@ int main(void) {
     test_grow_moved();
     test_alignment();
     test_enomem();
-    ms_heap_release(h);
+    ms_heap_release(h, true);
     ms_heap_trim_all();
     ms_stats_t s = stats();
     CHECK("end: no large block left", s.large_blocks == 0);
