@@ -70,6 +70,14 @@ heap_t *ms_heap_for_call(bool *temporary) {
     if (MS_LIKELY(heap != &ms_heap_empty))
         return heap;
     ms_guard_enter();
+    /* A signal handler that ran a malloc between the test above and the
+     * guard has set this thread up already: taking a second heap would
+     * orphan the first. Once the guard is up, a handler's malloc is served
+     * by the bootstrap arena instead, so the test cannot go stale. */
+    if (ms_heap_tls != &ms_heap_empty) {
+        ms_guard_leave();
+        return ms_heap_tls;
+    }
     if (!atomic_load_explicit(&initialised, memory_order_acquire))
         init_process();
     heap = ms_heap_acquire();
