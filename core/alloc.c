@@ -20,7 +20,13 @@ static void *small_alloc(heap_t *heap, unsigned size_class, size_t size) {
  * spans and segments) may be exactly the address space or commit charge
  * that is missing, as under RLIMIT_AS or overcommit limits. Give it all back;
  * true if there was something, so the caller tries once more. */
-static bool released_for_retry(void) { return errno == ENOMEM && ms_heap_trim_all() > 0; }
+static bool released_for_retry(void) {
+    if (errno != ENOMEM)
+        return false;
+    bool released = ms_heap_trim_all() > 0;
+    errno = ENOMEM; /* whatever the trim's system calls left there */
+    return released;
+}
 
 static void *alloc_once(heap_t *heap, size_t size, size_t alignment) {
     if (alignment <= MS_ALIGNMENT) {

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "host.h"
 #include <fcntl.h>
+#include <errno.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -12,12 +13,18 @@
 #include <unistd.h>
 #include "text.h"
 
+/* A contended lock must not leave EAGAIN or EINTR in errno: a malloc that
+ * fails sets ENOMEM before it unwinds through locks, and free keeps errno. */
 static void futex_wait(_Atomic int *word, int expected) {
+    int saved = errno;
     syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    errno = saved;
 }
 
 static void futex_wake_one(_Atomic int *word) {
+    int saved = errno;
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = saved;
 }
 
 /* Spin briefly (the critical sections are short), then sleep on the futex
