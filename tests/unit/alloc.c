@@ -270,7 +270,7 @@ static void test_fast(void) {
     free(g);
     CHECK("fast: interior pointer declined", !ms_free_fast(p + 16));
     CHECK("fast: misaligned pointer declined", !ms_free_fast(p + 1));
-    void *large = ms_alloc(h, MiB, 0);
+    void *large = ms_alloc(h, MS_MEDIUM_MAX + 1, 0);
     CHECK("fast: large block declined", !ms_free_fast(large));
     ms_free(large, "free");
     char *big = ms_alloc(h, 100 * KiB, 0); /* 2+ slices */
