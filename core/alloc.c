@@ -5,9 +5,13 @@
 #include "large.h"
 #include "span.h"
 
-/* Largest request a small block serves (the secure build keeps a trailer
- * in every small block). */
-#define SMALL_REQUEST_MAX (MS_SMALL_MAX - MS_SECURE_TRAILER)
+/* Largest request a block in a span serves (the secure build keeps a
+ * trailer in every such block). */
+#define SPAN_REQUEST_MAX (MS_MEDIUM_MAX - MS_SECURE_TRAILER)
+/* realloc moves a growing block above this into a mapping of its own: a
+ * buffer that grew past MS_SMALL_MAX is likely to grow on, and mremap resizes a mapping
+ * without copying where a medium block would be copied at every class step. */
+#define REALLOC_SPAN_MAX (MS_SMALL_MAX - MS_SECURE_TRAILER)
 
 static void *small_alloc(heap_t *heap, unsigned size_class, size_t size) {
     void *p = ms_heap_alloc(heap, size_class);
@@ -28,15 +32,15 @@ static bool released_for_retry(void) {
     return released;
 }
 
-static void *alloc_once(heap_t *heap, size_t size, size_t alignment) {
+static void *alloc_once(heap_t *heap, size_t size, size_t alignment, size_t span_max) {
     if (alignment <= MS_ALIGNMENT) {
-        if (size <= SMALL_REQUEST_MAX)
+        if (size <= span_max)
             return small_alloc(heap, ms_size_class_of(size + MS_SECURE_TRAILER), size);
         return ms_explicit_heap_track(heap, ms_large_alloc(size, 0, false));
     }
     /* Spans start on 64 KiB boundaries, so blocks of a class whose size is a
      * multiple of the alignment are all aligned. */
-    if (size <= SMALL_REQUEST_MAX && alignment <= MS_SLICE_SIZE) {
+    if (size <= span_max && alignment <= MS_SLICE_SIZE) {
         size_t need = size + MS_SECURE_TRAILER < alignment ? alignment : size + MS_SECURE_TRAILER;
         for (unsigned c = ms_size_class_of(need); c < MS_CLASS_COUNT; c++)
             if ((ms_size_class_size(c) & (alignment - 1)) == 0)
@@ -45,11 +49,20 @@ static void *alloc_once(heap_t *heap, size_t size, size_t alignment) {
     return ms_explicit_heap_track(heap, ms_large_alloc(size, alignment, false));
 }
 
-void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
-    void *p = alloc_once(heap, size, alignment);
+static void *alloc_retry(heap_t *heap, size_t size, size_t alignment, size_t span_max) {
+    void *p = alloc_once(heap, size, alignment, span_max);
     if (MS_UNLIKELY(p == NULL) && released_for_retry())
-        p = alloc_once(heap, size, alignment);
+        p = alloc_once(heap, size, alignment, span_max);
     return p;
+}
+
+void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
+    return alloc_retry(heap, size, alignment, SPAN_REQUEST_MAX);
+}
+
+/* Where realloc moves a block. */
+static void *realloc_alloc(heap_t *heap, size_t size) {
+    return alloc_retry(heap, size, 0, REALLOC_SPAN_MAX);
 }
 
 void *ms_calloc_large(size_t size) {
@@ -123,7 +136,7 @@ static void *large_resize_slow(heap_t *heap, segment_t *segment, void *p, size_t
         if (q)
             return q;
     }
-    void *q = ms_alloc(heap, size, 0);
+    void *q = realloc_alloc(heap, size);
     if (q == NULL)
         return NULL;
     size_t usable = ms_large_usable(segment);
@@ -140,7 +153,7 @@ void *ms_realloc_as(heap_t *heap, void *p, size_t size, const char *caller) {
     heap = ms_explicit_heap_of(home.segment, heap); /* a block stays in its explicit heap */
     size_t usable;
     if (home.span == NULL) {
-        if (size > MS_SMALL_MAX) {
+        if (size > REALLOC_SPAN_MAX) {
             void *q = ms_large_resize(home.segment, size);
             return MS_LIKELY(q != NULL) ? q : large_resize_slow(heap, home.segment, p, size);
         }
@@ -152,7 +165,9 @@ void *ms_realloc_as(heap_t *heap, void *p, size_t size, const char *caller) {
         if (!MS_SECURE && size <= usable && (size >= usable / 2 || usable <= 64))
             return p;
     }
-    void *moved = ms_alloc(heap, size, 0);
+    /* Growing may go on (a mapping of its own above MS_SMALL_MAX); a block
+     * shrunk out of its class is done growing and may take a medium one. */
+    void *moved = size > usable ? realloc_alloc(heap, size) : ms_alloc(heap, size, 0);
     if (moved == NULL)
         return NULL;
     memcpy(moved, p, size < usable ? size : usable);

@@ -60,7 +60,7 @@ static inline bool ms_free_fast(void *p) {
  * alignment. NULL with errno ENOMEM. */
 void *ms_alloc(heap_t *heap, size_t size, size_t alignment) MS_HIDDEN;
 
-/* calloc above MS_SMALL_MAX: zeroed, from a fresh mapping or a cached one. */
+/* calloc above MS_MEDIUM_MAX: zeroed, from a fresh mapping or a cached one. */
 void *ms_calloc_large(size_t size) MS_HIDDEN;
 
 /* free of any pointer: NULL is ignored, anything mspace did not hand out

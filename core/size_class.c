@@ -1,4 +1,5 @@
 #include "size_class.h"
+#include "secure.h"
 
 /* Entry i covers sizes 16*(i-1)+1 .. 16*i; entry 0 is malloc(0). */
 const uint8_t ms_class_table[MS_CLASS_TABLE_MAX / 16 + 1] = {
@@ -17,5 +18,9 @@ unsigned ms_size_class_slices(unsigned size_class) {
     size_t size = ms_size_class_size(size_class);
     if (size <= 8192)
         return 1;
+    if (size > MS_SMALL_MAX)
+        return (unsigned)((size + MS_SECURE_GUARD + MS_SLICE_SIZE - 1) / MS_SLICE_SIZE);
     return (unsigned)((size * 8 + MS_SLICE_SIZE - 1) / MS_SLICE_SIZE);
 }
+_Static_assert(MS_MEDIUM_MAX + MS_SECURE_GUARD <= MS_SEGMENT_SIZE - MS_SLICE_SIZE,
+               "the largest class fits a segment beside its header");

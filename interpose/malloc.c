@@ -66,7 +66,7 @@ EXPORT void *calloc(size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    if (total > MS_SMALL_MAX && !ms_guard_active()) {
+    if (total > MS_MEDIUM_MAX && !ms_guard_active()) {
         void *p = ms_calloc_large(total);
         if (MS_UNLIKELY(ms_observing) && p)
             ms_observe_alloc(p, total);

@@ -150,7 +150,7 @@ static void test_verbose(void) {
     malloc_trim(0);
     char *large[3];
     for (int i = 0; i < 3; i++)
-        large[i] = malloc((size_t)(i + 1) * MiB);
+        large[i] = malloc((size_t)(i + 3) * MiB); /* above 2 MiB: mapped alone */
     /* Eight blocks of a class of their own, the first eight carved (in
      * address order, or shuffled in pairs by the hardened build); free the
      * third and fourth: PROCESS 2, HOLE 2, PROCESS 4. */
@@ -347,7 +347,7 @@ static void test_explicit_heap(void) {
     malloc_trim(0);
     mspace_stats before = mspace_stats_get();
     mspace_t *ms = mspace_create();
-    char *small = mspace_malloc(ms, 100), *big = mspace_malloc(ms, 2 * MiB);
+    char *small = mspace_malloc(ms, 100), *big = mspace_malloc(ms, 3 * MiB);
     mspace_stats during = mspace_stats_get();
     CHECK("an explicit heap: one more heap, its segment and its large block",
           during.heaps == before.heaps + 1 && during.small_regions == before.small_regions + 1 &&
@@ -566,7 +566,7 @@ static int wait_for(const char *path, const char *needle) {
 
 static void phase_signal(const char *dir) {
     TEST_BEGIN("introspect(signal)");
-    char *big = malloc(2 * MiB);
+    char *big = malloc(3 * MiB);
     char path[256], block[64];
     snprintf(path, sizeof path, "%s/dump.%d", dir, getpid());
     snprintf(block, sizeof block, "block %p usable", (void *)big);

@@ -270,7 +270,7 @@ static void test_fast(void) {
     free(g);
     CHECK("fast: interior pointer declined", !ms_free_fast(p + 16));
     CHECK("fast: misaligned pointer declined", !ms_free_fast(p + 1));
-    void *large = ms_alloc(h, MiB, 0);
+    void *large = ms_alloc(h, MS_MEDIUM_MAX + 1, 0);
     CHECK("fast: large block declined", !ms_free_fast(large));
     ms_free(large, "free");
     char *big = ms_alloc(h, 100 * KiB, 0); /* 2+ slices */
@@ -313,7 +313,7 @@ static const size_t sizes[] = {0,     1,     15,    16,     17,     31,     32, 
                                255,   256,   257,   500,    1000,   1023,   1024,        1025,
                                2000,  4095,  4096,  4097,   8191,   8192,   8193,        10000,
                                30000, 65535, 65536, 65537,  100000, 200000, MS_SMALL_MAX, MS_SMALL_MAX + 1,
-                               300000};
+                               300000, MiB,   MS_MEDIUM_MAX, MS_MEDIUM_MAX + 1};
 
 static void test_alignment(void) {
     int aligned = 1, fits = 1, disjoint = 1;
@@ -361,14 +361,14 @@ static void test_alignment(void) {
 
 static void test_usable(void) {
     int ok = 1, exact = 1;
-    for (size_t size = 0; size <= MS_SMALL_MAX; size += size < 4096 ? 1 : 61) {
+    for (size_t size = 0; size <= MS_MEDIUM_MAX; size += size < 4096 ? 1 : 61) {
         void *p = user_malloc(size);
         size_t usable = p ? ms_usable_size(p, "x") : 0;
         ok &= p != NULL && usable >= size;
         exact &= usable == ms_size_class_size(ms_size_class_of(size));
         user_free(p);
     }
-    CHECK("usable size >= requested, 0..MS_SMALL_MAX", ok);
+    CHECK("usable size >= requested, 0..MS_MEDIUM_MAX", ok);
     CHECK("usable size is the class size", exact);
 }
 
@@ -409,6 +409,47 @@ static void test_realloc(void) {
     CHECK("free(NULL) is harmless", 1);
 }
 
+static int in_span(const void *p) {
+    return p && ms_segment_of(p) && ms_segment_of(p)->kind == SEGMENT_SMALL;
+}
+static int mapped_alone(const void *p) {
+    return p && ms_segment_of(p) && ms_segment_of(p)->kind == SEGMENT_LARGE;
+}
+
+/* Medium blocks (256 KiB .. 2 MiB) come from spans when asked for fresh;
+ * realloc growing past 256 KiB gives a mapping of its own (mremap grows it
+ * on without copying), shrinking stays in the spans. */
+static void test_realloc_medium(void) {
+    unsigned char *p = ms_alloc(h, MiB, 0);
+    CHECK("medium: a fresh 1 MiB block lives in a span, usable 1 MiB",
+          in_span(p) && ms_usable_size(p, "x") == MiB);
+    CHECK("medium: a fresh 300 KiB block gets the 320 KiB class",
+          in_span(p) && ms_size_class_size(ms_size_class_of(300 * KiB)) == 320 * KiB);
+    memset(p, 0x6b, MiB);
+    CHECK("medium: realloc within the class stays", ms_realloc(h, p, MiB - 1000) == p);
+    unsigned char *q = ms_realloc(h, p, MiB + 1);
+    CHECK("medium: realloc growing it moves to a block mapped alone, contents kept",
+          mapped_alone(q) && q[0] == 0x6b && q[MiB - 1001] == 0x6b);
+    unsigned char *r = ms_realloc(h, q, 300 * KiB);
+    CHECK("large: realloc shrinking above 256 KiB stays mapped alone", mapped_alone(r));
+    ms_free(r, "free");
+
+    unsigned char *m = ms_alloc(h, 2 * MiB, 0);
+    memset(m, 0x2d, 2 * MiB);
+    unsigned char *n = ms_realloc(h, m, 300 * KiB);
+    CHECK("medium: realloc shrinking below half stays in the spans, contents kept",
+          in_span(n) && n != m && ms_usable_size(n, "x") == 320 * KiB && n[0] == 0x2d &&
+              n[300 * KiB - 1] == 0x2d);
+    ms_free(n, "free");
+
+    unsigned char *b = ms_alloc(h, 200 * KiB, 0);
+    memset(b, 0x11, 200 * KiB);
+    unsigned char *g = ms_realloc(h, b, 300 * KiB);
+    CHECK("small: realloc growing past 256 KiB gets a block mapped alone, contents kept",
+          mapped_alone(g) && g[0] == 0x11 && g[200 * KiB - 1] == 0x11);
+    ms_free(g, "free");
+}
+
 int main(void) {
     TEST_BEGIN("alloc");
     h = ms_heap_acquire();
@@ -416,6 +457,7 @@ int main(void) {
     test_alignment();
     test_usable();
     test_realloc();
+    test_realloc_medium();
     test_misuse();
     return TEST_DONE();
 }

@@ -74,7 +74,7 @@ static void test_small_blocks(heap_t *e) {
 }
 
 static void test_large_list(heap_t *e) {
-    unsigned char *a = ms_alloc(e, MiB, 0), *b = ms_alloc(e, MiB, 0), *c = ms_alloc(e, MiB, 0);
+    unsigned char *a = ms_alloc(e, 3 * MiB, 0), *b = ms_alloc(e, 3 * MiB, 0), *c = ms_alloc(e, 3 * MiB, 0);
     segment_t *sb = ms_segment_of(b);
     CHECK("large: three blocks listed in the heap", list_length(e) == 3 && listed(e, sb) &&
                                                         sb->heap == e);
@@ -82,13 +82,13 @@ static void test_large_list(heap_t *e) {
     char *end = (char *)sb + sb->mapped_size;
     void *blocker = mmap(end, MS_OS_PAGE, PROT_NONE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    memset(b, 0x42, MiB);
+    memset(b, 0x42, 3 * MiB);
     unsigned char *moved = ms_realloc(e, b, 6 * MiB);
     segment_t *sm = ms_segment_of(moved);
     CHECK("large: realloc moved the block", moved && moved != b);
     CHECK("large: the moved block is listed, the old header is not",
           sm && listed(e, sm) && sm->heap == e && list_length(e) == 3);
-    CHECK("large: contents moved along", moved && moved[0] == 0x42 && moved[MiB - 1] == 0x42);
+    CHECK("large: contents moved along", moved && moved[0] == 0x42 && moved[3 * MiB - 1] == 0x42);
     if (blocker != MAP_FAILED) munmap(blocker, MS_OS_PAGE);
 
     /* Freed: off the list, and cached with no owner, so whoever takes it
@@ -97,7 +97,7 @@ static void test_large_list(heap_t *e) {
     ms_free(a, "free");
     CHECK("large: a freed block leaves the list", list_length(e) == 2 && !listed(e, sa));
     heap_t *mine = ms_heap_acquire();
-    unsigned char *reused = ms_alloc(mine, MiB, 0);
+    unsigned char *reused = ms_alloc(mine, 3 * MiB, 0);
     CHECK("large: a block cached by an explicit heap is reused without an owner",
           reused && ms_segment_of(reused)->heap == NULL && list_length(e) == 2);
     ms_free(reused, "free");
@@ -149,7 +149,7 @@ static void test_walk_live(void) {
     int n = 0;
     for (int i = 0; i < 300; i++)
         if (i % 3) expect[n++] = all[i];
-    expect[n++] = ms_alloc(e, 2 * MiB, 0);
+    expect[n++] = ms_alloc(e, 3 * MiB, 0);
     ms_explicit_heap_destroy(e, count_block, expect);
     int all_seen = 1;
     for (int i = 0; i < n; i++) all_seen &= expect[i] == NULL;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "../harness.h"
+#include "secure.h"
 #include "size_class.h"
 
 /* The computed path of ms_size_class_of, for any size > 128 (the header
@@ -43,9 +44,9 @@ int main(void) {
      * every class boundary and both sides of it, plus the +1 sizes). */
     for (size_t size = 0; size <= 4096; size++)
         check_size(size);
-    for (size_t size = 4096; size <= MS_SMALL_MAX; size += 16) {
+    for (size_t size = 4096; size <= MS_MEDIUM_MAX; size += 16) {
         check_size(size);
-        check_size(size + 1 <= MS_SMALL_MAX ? size + 1 : size);
+        check_size(size + 1 <= MS_MEDIUM_MAX ? size + 1 : size);
     }
     CHECK("every size maps to a valid class", bad_range == 0);
     CHECK("class size >= requested size", bad_fit == 0);
@@ -54,8 +55,17 @@ int main(void) {
 
     CHECK("malloc(0) gets the 16-byte class", ms_size_class_of(0) == 0 &&
                                                   ms_size_class_size(0) == 16);
-    CHECK("MS_SMALL_MAX is the last class", ms_size_class_of(MS_SMALL_MAX) == MS_CLASS_COUNT - 1);
-    CHECK("last class size == MS_SMALL_MAX", ms_size_class_size(MS_CLASS_COUNT - 1) == MS_SMALL_MAX);
+    CHECK("MS_MEDIUM_MAX is the last class",
+          ms_size_class_of(MS_MEDIUM_MAX) == MS_CLASS_COUNT - 1);
+    CHECK("last class size == MS_MEDIUM_MAX",
+          ms_size_class_size(MS_CLASS_COUNT - 1) == MS_MEDIUM_MAX);
+    CHECK("MS_SMALL_MAX is a class, the 12th from the top",
+          ms_size_class_size(ms_size_class_of(MS_SMALL_MAX)) == MS_SMALL_MAX &&
+              ms_size_class_of(MS_SMALL_MAX) == MS_CLASS_COUNT - 13);
+    CHECK("medium classes: four per doubling, 320 KiB .. 2 MiB",
+          ms_size_class_size(MS_CLASS_COUNT - 12) == 320 * 1024 &&
+              ms_size_class_size(MS_CLASS_COUNT - 5) == 1024 * 1024 &&
+              ms_size_class_size(MS_CLASS_COUNT - 4) == 1280 * 1024);
 
     /* The class sizes themselves. */
     int not16 = 0, not_increasing = 0, not_own_class = 0;
@@ -90,8 +100,10 @@ int main(void) {
     CHECK("table == computed for every size 129..1024", table_disagrees == 0);
     CHECK("fast-path table index covers 1024", ((MS_CLASS_TABLE_MAX + 15) >> 4) == 64);
 
-    /* Spans: one slice up to 8 KiB, otherwise at least eight blocks; the
-     * blocks fit the span and the counters' widths. */
+    /* Spans: one slice up to 8 KiB, at least eight blocks up to
+     * MS_SMALL_MAX, exactly one block above (in as few slices as hold it,
+     * with room for the secure build's guard page); the blocks fit the span
+     * and the counters' widths. */
     int bad_slices = 0;
     for (unsigned c = 0; c < MS_CLASS_COUNT; c++) {
         size_t size = ms_size_class_size(c);
@@ -102,15 +114,22 @@ int main(void) {
                  capacity * size <= span_bytes && capacity <= UINT16_MAX;
         if (size <= 8192)
             ok = ok && slices == 1;
-        else
+        else if (size <= MS_SMALL_MAX)
             ok = ok && capacity >= 8;
+        else
+            ok = ok && capacity == 1 && (size_t)(slices - 1) * MS_SLICE_SIZE < size &&
+                 (size_t)slices * MS_SLICE_SIZE >= size + MS_SECURE_GUARD &&
+                 (size_t)slices * MS_SLICE_SIZE <= size + MS_SLICE_SIZE;
         if (!ok && bad_slices++ < 5)
             fprintf(stderr, "class %u (%zu bytes): %u slices, capacity %zu\n", c, size, slices,
                     capacity);
     }
-    CHECK("span sizes: 1 slice <= 8 KiB, >= 8 blocks above, fits a segment", bad_slices == 0);
-    CHECK("largest class span: 32 slices of 8 blocks",
-          ms_size_class_slices(MS_CLASS_COUNT - 1) == 32);
+    CHECK("span sizes: 1 slice <= 8 KiB, >= 8 blocks to 256 KiB, 1 above, fits a segment",
+          bad_slices == 0);
+    CHECK("256 KiB class span: 32 slices of 8 blocks",
+          ms_size_class_slices(ms_size_class_of(MS_SMALL_MAX)) == 32);
+    CHECK("largest class span: one 2 MiB block (+ guard page when secure)",
+          ms_size_class_slices(MS_CLASS_COUNT - 1) == 32 + (MS_SECURE_GUARD != 0));
 
     return TEST_DONE();
 }

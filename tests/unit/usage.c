@@ -96,7 +96,7 @@ static void test_regions(void) {
     for (int i = 0; i < 10; i++)
         b[i] = ms_alloc(h, 3000, 0);
     ms_free(b[2], "test");
-    void *large = ms_alloc(h, 2 * MiB, 0);
+    void *large = ms_alloc(h, 3 * MiB, 0);
     ms_region_view_t views[8];
     size_t n = ms_usage_regions(views, 8);
     ms_usage_t u = usage();
