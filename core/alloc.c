@@ -32,11 +32,45 @@ static bool released_for_retry(void) {
     return released;
 }
 
+/* The hardened build's record of a large block's request, and its check
+ * (see MS_SECURE_LARGE_SLACK); nothing in the default build. */
+static void large_mark(segment_t *segment, void *p, size_t size) {
+    segment->large_requested = size;
+    ms_secure_fill_slack(p, size, ms_large_usable(segment));
+}
+
+static void large_check(const segment_t *segment, const void *p, const char *caller) {
+    if (MS_SECURE)
+        ms_secure_check_slack(p, segment->large_requested, ms_large_usable(segment), caller);
+}
+
+static size_t large_usable(const segment_t *segment) {
+    return MS_SECURE ? segment->large_requested : ms_large_usable(segment);
+}
+
+static void *large_resize(segment_t *segment, size_t size) {
+    size_t mapped = size + MS_SECURE_LARGE_SLACK;
+    void *q = ms_large_resize(segment, mapped < size ? SIZE_MAX : mapped);
+    if (MS_SECURE && q)
+        large_mark(ms_segment_of(q), q, size);
+    return q;
+}
+
+/* A block mapped alone, for a request of size bytes. The hardened build
+ * maps MS_SECURE_LARGE_SLACK more and fills that much past the request. */
+static void *large_alloc(size_t size, size_t alignment, bool zero) {
+    size_t mapped = size + MS_SECURE_LARGE_SLACK;
+    void *p = ms_large_alloc(mapped < size ? SIZE_MAX : mapped, alignment, zero);
+    if (MS_SECURE && p)
+        large_mark(ms_segment_of(p), p, size);
+    return p;
+}
+
 static void *alloc_once(heap_t *heap, size_t size, size_t alignment, size_t span_max) {
     if (alignment <= MS_ALIGNMENT) {
         if (size <= span_max)
             return small_alloc(heap, ms_size_class_of(size + MS_SECURE_TRAILER), size);
-        return ms_explicit_heap_track(heap, ms_large_alloc(size, 0, false));
+        return ms_explicit_heap_track(heap, large_alloc(size, 0, false));
     }
     /* Spans start on 64 KiB boundaries, so blocks of a class whose size is a
      * multiple of the alignment are all aligned. */
@@ -46,7 +80,7 @@ static void *alloc_once(heap_t *heap, size_t size, size_t alignment, size_t span
             if ((ms_size_class_size(c) & (alignment - 1)) == 0)
                 return small_alloc(heap, c, size);
     }
-    return ms_explicit_heap_track(heap, ms_large_alloc(size, alignment, false));
+    return ms_explicit_heap_track(heap, large_alloc(size, alignment, false));
 }
 
 static void *alloc_retry(heap_t *heap, size_t size, size_t alignment, size_t span_max) {
@@ -66,9 +100,9 @@ static void *realloc_alloc(heap_t *heap, size_t size) {
 }
 
 void *ms_calloc_large(size_t size) {
-    void *p = ms_large_alloc(size, 0, true);
+    void *p = large_alloc(size, 0, true);
     if (MS_UNLIKELY(p == NULL) && released_for_retry())
-        p = ms_large_alloc(size, 0, true);
+        p = large_alloc(size, 0, true);
     return p;
 }
 
@@ -100,6 +134,7 @@ void ms_free(void *p, const char *caller) {
     if (!find_block(p, &home))
         ms_host_fatal(caller, "invalid pointer", p);
     if (home.span == NULL) {
+        large_check(home.segment, p, caller);
         ms_large_free(home.segment);
         return;
     }
@@ -122,7 +157,7 @@ size_t ms_usable_size(const void *p, const char *caller) {
     if (!find_block(p, &home))
         ms_host_fatal(caller, "invalid pointer", p);
     if (home.span == NULL)
-        return ms_large_usable(home.segment);
+        return large_usable(home.segment);
     return small_usable(home.span, p);
 }
 
@@ -132,14 +167,14 @@ size_t ms_usable_size(const void *p, const char *caller) {
  * counts (old + 2 x new at once), where a copy needs old + new. */
 static void *large_resize_slow(heap_t *heap, segment_t *segment, void *p, size_t size) {
     if (released_for_retry()) {
-        void *q = ms_large_resize(segment, size);
+        void *q = large_resize(segment, size);
         if (q)
             return q;
     }
     void *q = realloc_alloc(heap, size);
     if (q == NULL)
         return NULL;
-    size_t usable = ms_large_usable(segment);
+    size_t usable = large_usable(segment);
     memcpy(q, p, size < usable ? size : usable);
     ms_large_free(segment);
     return q;
@@ -153,11 +188,12 @@ void *ms_realloc_as(heap_t *heap, void *p, size_t size, const char *caller) {
     heap = ms_explicit_heap_of(home.segment, heap); /* a block stays in its explicit heap */
     size_t usable;
     if (home.span == NULL) {
+        large_check(home.segment, p, caller);
         if (size > REALLOC_SPAN_MAX) {
-            void *q = ms_large_resize(home.segment, size);
+            void *q = large_resize(home.segment, size);
             return MS_LIKELY(q != NULL) ? q : large_resize_slow(heap, home.segment, p, size);
         }
-        usable = ms_large_usable(home.segment);
+        usable = large_usable(home.segment);
     } else {
         usable = small_usable(home.span, p);
         /* Stay put unless the block would be mostly empty. The secure build

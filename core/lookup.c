@@ -105,6 +105,10 @@ static void lookup_large(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
     out->state = MS_LOOKUP_IN_USE;
     out->block = block;
     out->block_size = out->requested = out->region + out->region_size - block;
+    /* As for small blocks, the hardened build answers with the request. */
+    size_t requested = MS_PEEK(segment->large_requested);
+    if (MS_SECURE && requested <= out->block_size)
+        out->block_size = out->requested = requested;
 }
 
 typedef struct {

@@ -73,8 +73,7 @@ void ms_secure_block_out(void *block, size_t block_size, size_t size) {
         if (*word != POISON_WORD)
             ms_host_fatal("malloc", "write after free to the block at", block);
     uint32_t *t = trailer(block, block_size);
-    memset((char *)block + size, SLACK_BYTE,
-           min_size(block_size - MS_SECURE_TRAILER - size, SLACK_BYTES));
+    ms_secure_fill_slack(block, size, block_size - MS_SECURE_TRAILER);
     t[0] = canary_of(block);
     t[1] = (uint32_t)size ^ (uint32_t)ms_secure_key;
 }
@@ -89,9 +88,17 @@ void ms_secure_block_in(void *block, size_t block_size, const char *caller) {
     size_t room = block_size - MS_SECURE_TRAILER;
     if (t[0] != canary_of(block) || size > room)
         overflow(caller, size > room ? room : size, block);
+    ms_secure_check_slack(block, size, room, caller);
+    ms_secure_poison(block, block_size);
+}
+
+void ms_secure_fill_slack(void *block, size_t size, size_t room) {
+    memset((char *)block + size, SLACK_BYTE, min_size(room - size, SLACK_BYTES));
+}
+
+void ms_secure_check_slack(const void *block, size_t size, size_t room, const char *caller) {
     const unsigned char *slack = (const unsigned char *)block + size;
     for (size_t i = 0; i < min_size(room - size, SLACK_BYTES); i++)
         if (slack[i] != SLACK_BYTE)
             overflow(caller, size, block);
-    ms_secure_poison(block, block_size);
 }

@@ -51,6 +51,13 @@ static inline block_t *ms_link_code(const block_t *link, const void *at) {
  * have been. */
 void ms_secure_block_out(void *block, size_t block_size, size_t size) MS_HIDDEN;
 void ms_secure_block_in(void *block, size_t block_size, const char *caller) MS_HIDDEN;
+/* Blocks mapped alone keep no trailer: their requested size is in the
+ * segment header and MS_SECURE_LARGE_SLACK bytes past it are filled and
+ * checked like a small block's slack. */
+#define MS_SECURE_LARGE_SLACK (MS_SECURE ? 64u : 0u)
+void ms_secure_fill_slack(void *block, size_t size, size_t room) MS_HIDDEN;
+void ms_secure_check_slack(const void *block, size_t size, size_t room,
+                           const char *caller) MS_HIDDEN;
 /* The requested size recorded in a live block's trailer. */
 size_t ms_secure_block_requested(const void *block, size_t block_size) MS_HIDDEN;
 /* Fills a never-used block with poison, as if freed. */

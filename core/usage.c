@@ -2,6 +2,7 @@
 #include "explicit_heap.h"
 #include "heap.h"
 #include "large.h"
+#include "secure.h"
 #include "segment.h"
 #include "span.h"
 #include "stats.h"
@@ -69,10 +70,15 @@ static void add_segment(segment_t *segment, void *arg) {
     size_t header = (size_t)((char *)segment->large_block - (char *)segment);
     if (header > mapped)
         header = mapped;
+    /* The hardened build's slack past the request is overhead, as its
+     * guard pages are: in use is what malloc_usable_size says. */
+    size_t in_use = mapped - header, requested = MS_PEEK(segment->large_requested);
+    if (MS_SECURE && requested <= in_use)
+        in_use = requested;
     u->large_blocks++;
     u->large_mapped += mapped;
-    u->large_in_use += mapped - header;
-    u->overhead_large += header;
+    u->large_in_use += in_use;
+    u->overhead_large += mapped - in_use;
 }
 
 static void count_heap(heap_t *heap, void *arg) { ++*(size_t *)arg; }

@@ -62,7 +62,7 @@ EXPORT void *mspace_calloc(mspace_t *ms, size_t count, size_t size) {
     }
     heap_t *heap = heap_of(ms);
     if (total > MS_MEDIUM_MAX) /* fresh mappings are zero already */
-        return observed(ms_explicit_heap_track(heap, ms_large_alloc(total, 0, true)), total);
+        return observed(ms_explicit_heap_track(heap, ms_calloc_large(total)), total);
     void *p = ms_alloc(heap, total, 0);
     if (p)
         memset(p, 0, total);

@@ -280,6 +280,19 @@ static void overflow_then_realloc(void) {
     p[30] = 1;
     p = realloc(p, 4000);
 }
+static void overflow_large(void) { /* above 2 MiB: a mapping of its own */
+    char *p = malloc(3 * MiB + 5);
+    report(p);
+    p[3 * MiB + 5] = 1;
+    free(p);
+}
+static void overflow_grown_large(void) { /* grown by realloc, then overflowed */
+    char *p = malloc(1000);
+    p = realloc(p, 600 * 1024);
+    report(p);
+    p[600 * 1024 + 63] = 1;
+    p = realloc(p, 900 * 1024);
+}
 static void write_after_free(void) {
     char *p = malloc(200);
     report(p);
@@ -531,6 +544,10 @@ int main(void) {
              "mspace: free(): heap buffer overflow past the end of the 40-byte block at ", 0},
             {"overflow found by realloc", overflow_then_realloc,
              "mspace: realloc(): heap buffer overflow past the end of the 24-byte block at ", 0},
+            {"malloc(3 MiB + 5), one byte past it written", overflow_large,
+             "mspace: free(): heap buffer overflow past the end of the 3145733-byte block at ", 0},
+            {"realloc'd to 600 KiB, byte 63 past it written, realloc again", overflow_grown_large,
+             "mspace: realloc(): heap buffer overflow past the end of the 614400-byte block at ", 0},
             {"write after free, then mallocs", write_after_free,
              "mspace: malloc(): write after free to the block at ", 0},
             {"free-list link overwritten after free", link_after_free,
