@@ -187,6 +187,24 @@ static void note_span_event(heap_t *heap) {
 
 /* ---- spans ---- */
 
+/* A heap that has carved this much of small-block spans to the end, with no
+ * span emptied on the way, is growing through fresh memory: the next span
+ * that opens a pristine half segment gets the whole half faulted in at once
+ * (one huge page costs about a quarter of its 512 page faults). The bet is
+ * never larger than the growth that earned it: the half populated must be
+ * carved, and as much again, before the next bet; so what is populated and
+ * never used stays under what the heap has been using. Only for classes
+ * whose carving writes every page anyway, and only for thread heaps: an
+ * explicit heap would hold its lock through the call. */
+#define STREAM_MIN ((ptrdiff_t)MS_SEGMENT_SIZE / 2)
+
+static void maybe_populate(heap_t *heap, segment_t *segment, unsigned first, const span_t *span) {
+    if (first == MS_SLICES_PER_SEGMENT / 2 && heap->streamed >= STREAM_MIN &&
+        span->block_size <= MS_OS_PAGE && !heap->is_explicit &&
+        ms_segment_populate_upper_half(segment))
+        heap->streamed = -STREAM_MIN;
+}
+
 static span_t *span_new(heap_t *heap, unsigned size_class) {
     unsigned count = ms_size_class_slices(size_class);
     segment_t *segment;
@@ -218,6 +236,7 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
     }
     span_t *span = ms_span_init(segment, (unsigned)first, count, size_class);
     span->local_key = fast_free_key(heap);
+    maybe_populate(heap, segment, (unsigned)first, span);
     note_span_event(heap);
     return span;
 }
@@ -247,6 +266,7 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
             note_span_event(heap);
         return;
     }
+    heap->streamed = 0; /* memory comes back: the heap is not only growing */
     if (heap_pooled(heap)) { /* nobody will reuse it soon */
         partial_remove(heap, span);
         span_retire(heap, segment, span);
@@ -332,6 +352,8 @@ static void *heap_alloc(heap_t *heap, unsigned size_class) {
                 continue;
             span->full = 1; /* every block is out: free() will relist it */
             span->local_key = 0;
+            if (span->block_size <= MS_OS_PAGE)
+                heap->streamed += (ptrdiff_t)span->slice_count * MS_SLICE_SIZE;
         }
         span = heap->partial[size_class];
         if (span) {

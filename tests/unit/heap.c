@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../harness.h"
 #include "alloc.h"
@@ -506,6 +507,74 @@ static void count_heap(heap_t *heap, void *arg) {
     ++*(size_t *)arg;
 }
 
+/* ---- 8. a heap growing through fresh memory gets it faulted in ahead,
+ * never more than it has been using; one that is not, never ---- */
+
+/* Can this kernel populate at all (MADV_POPULATE_WRITE, Linux 5.14)? */
+static int kernel_populates(void) {
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int ok = p != MAP_FAILED && madvise(p, 4096, 23 /* MADV_POPULATE_WRITE */) == 0;
+    if (p != MAP_FAILED)
+        munmap(p, 4096);
+    return ok;
+}
+
+#define STREAM_BLOCKS (12 * 1024) /* 12 MiB of 1 KiB blocks: three segments */
+static void *streamed[STREAM_BLOCKS];
+
+static void test_populate(void) {
+    /* Medium blocks the program barely touches earn no bet. */
+    void *big[16];
+    uint64_t p0 = stats().bytes_populated;
+    for (int i = 0; i < 16; i++) {
+        big[i] = ms_alloc(h, MiB, 0);
+        if (big[i])
+            *(char *)big[i] = 1;
+    }
+    CHECK("populate: 1 MiB blocks are never populated", stats().bytes_populated == p0);
+    for (int i = 0; i < 16; i++)
+        ms_free(big[i], "free");
+
+    /* Nor do a few blocks of many classes. */
+    void *few[40];
+    for (int i = 0; i < 40; i++)
+        few[i] = ms_alloc(h, 64 + (size_t)i * 100, 0);
+    CHECK("populate: a few blocks of many classes are not populated",
+          stats().bytes_populated == p0);
+    for (int i = 0; i < 40; i++)
+        ms_free(few[i], "free");
+
+    /* A stream of 1 KiB blocks is, after its first 2 MiB, by at most half
+     * of what it carved. Trimmed first, the heap has no resident free
+     * memory to serve it from. */
+    ms_heap_trim_all();
+    p0 = stats().bytes_populated;
+    int all = 1;
+    for (size_t i = 0; i < STREAM_BLOCKS; i++) {
+        char *b = streamed[i] = ms_alloc(h, 1024, 0);
+        if (b == NULL)
+            all = 0;
+        else
+            b[1023] = 1;
+    }
+    uint64_t populated = stats().bytes_populated - p0;
+    CHECK("populate: the stream is served", all);
+    CHECK("populate: a long stream is populated ahead (or the kernel cannot)",
+          populated > 0 || !kernel_populates());
+    CHECK("populate: never more than half of what was handed out",
+          populated <= (size_t)STREAM_BLOCKS * 1024 / 2);
+    for (size_t i = 0; i < STREAM_BLOCKS; i++)
+        ms_free(streamed[i], "free");
+
+    /* The second round runs over resident memory: nothing to populate. */
+    p0 = stats().bytes_populated;
+    for (size_t i = 0; i < STREAM_BLOCKS; i++)
+        streamed[i] = ms_alloc(h, 1024, 0);
+    CHECK("populate: reused memory is not populated again", stats().bytes_populated == p0);
+    for (size_t i = 0; i < STREAM_BLOCKS; i++)
+        ms_free(streamed[i], "free");
+}
+
 int main(void) {
     TEST_BEGIN("heap");
     h = ms_heap_acquire();
@@ -525,6 +594,7 @@ int main(void) {
     test_adopt();
     test_pooled_free();
     test_release_race();
+    test_populate();
 
     size_t heaps = 0;
     ms_heap_walk(count_heap, &heaps);
