@@ -330,6 +330,26 @@ static void drain_remote(heap_t *heap) {
         ms_stats_add(MS_STAT_remote_frees, drained);
 }
 
+/* span has no hole left and would carve past where it was ever carved,
+ * faulting in fresh pages: if the next listed span was carved whole once,
+ * its pages are all resident, so it goes first. Otherwise a program that
+ * frees everything and allocates as much again grows: it starts on the
+ * span it ended in, whose untouched rest is faulted in while the spans it
+ * filled before wait. span is set aside like a full one (a free of one of
+ * its blocks lists it again), so the spans that follow are not made to
+ * step over it; one with no block out would never come back, so it stays. */
+static span_t *resident_first(heap_t *heap, span_t *span) {
+    span_t *other = heap->partial[span->size_class];
+    if (span->used == 0 || other == NULL || !other->whole)
+        return NULL;
+    partial_remove(heap, other);
+    heap->empty_spans -= other->used == 0;
+    other->aged = 0;
+    span->full = 1;
+    span->local_key = 0;
+    return other;
+}
+
 static void *heap_alloc(heap_t *heap, unsigned size_class) {
     span_t *span = heap->alloc_span[size_class];
     for (;;) {
@@ -347,10 +367,17 @@ static void *heap_alloc(heap_t *heap, unsigned size_class) {
                 continue;
         }
         if (span != &ms_span_empty) {
+            span_t *resident = span->whole ? NULL : resident_first(heap, span);
+            if (resident) {
+                set_alloc_span(heap, size_class, resident);
+                span = resident;
+                continue;
+            }
             segment_t *segment = ms_segment_base(span);
             if (ms_span_carve(segment, span))
                 continue;
             span->full = 1; /* every block is out: free() will relist it */
+            span->whole = 1;
             span->local_key = 0;
             if (span->block_size <= MS_OS_PAGE)
                 heap->streamed += (ptrdiff_t)span->slice_count * MS_SLICE_SIZE;
