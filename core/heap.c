@@ -331,16 +331,18 @@ static void drain_remote(heap_t *heap) {
 }
 
 /* span has no hole left and would carve past where it was ever carved,
- * faulting in fresh pages: if the next listed span was carved whole once,
- * its pages are all resident, so it goes first. Otherwise a program that
- * frees everything and allocates as much again grows: it starts on the
- * span it ended in, whose untouched rest is faulted in while the spans it
- * filled before wait. span is set aside like a full one (a free of one of
- * its blocks lists it again), so the spans that follow are not made to
- * step over it; one with no block out would never come back, so it stays. */
+ * faulting in fresh pages: if the next listed span is empty and was carved
+ * whole once, its pages are all resident, so it goes first. Otherwise a
+ * program that frees everything and allocates as much again grows: it
+ * starts on the span it ended in, whose untouched rest is faulted in while
+ * the spans it filled before wait. span is set aside like a full one (a
+ * free of one of its blocks lists it again); one with no block out would
+ * never come back, so it stays. Only for empty spans: under churn, spans
+ * with holes and blocks out would trade places on every batch, each trade
+ * costing a slow free. */
 static span_t *resident_first(heap_t *heap, span_t *span) {
     span_t *other = heap->partial[span->size_class];
-    if (span->used == 0 || other == NULL || !other->whole)
+    if (span->used == 0 || other == NULL || !other->whole || other->used != 0)
         return NULL;
     partial_remove(heap, other);
     heap->empty_spans -= other->used == 0;
