@@ -345,7 +345,7 @@ static span_t *resident_first(heap_t *heap, span_t *span) {
     if (span->used == 0 || other == NULL || !other->whole || other->used != 0)
         return NULL;
     partial_remove(heap, other);
-    heap->empty_spans -= other->used == 0;
+    heap->empty_spans--;
     other->aged = 0;
     span->full = 1;
     span->local_key = 0;
