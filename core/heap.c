@@ -195,6 +195,24 @@ static void note_span_event(heap_t *heap) {
 
 /* ---- spans ---- */
 
+/* A heap that has carved this much of small-block spans to the end, with no
+ * span emptied on the way, is growing through fresh memory: the next span
+ * that opens a pristine half segment gets the whole half faulted in at once
+ * (one huge page costs about a quarter of its 512 page faults). The bet is
+ * never larger than the growth that earned it: the half populated must be
+ * carved, and as much again, before the next bet; so what is populated and
+ * never used stays under what the heap has been using. Only for classes
+ * whose carving writes every page anyway, and only for thread heaps: an
+ * explicit heap would hold its lock through the call. */
+#define STREAM_MIN ((ptrdiff_t)MS_SEGMENT_SIZE / 2)
+
+static void maybe_populate(heap_t *heap, segment_t *segment, unsigned first, const span_t *span) {
+    if (first == MS_SLICES_PER_SEGMENT / 2 && heap->streamed >= STREAM_MIN &&
+        span->block_size <= MS_OS_PAGE && !heap->is_explicit &&
+        ms_segment_populate_upper_half(segment))
+        heap->streamed = -STREAM_MIN;
+}
+
 static span_t *span_new(heap_t *heap, unsigned size_class) {
     unsigned count = ms_size_class_slices(size_class);
     segment_t *segment;
@@ -226,6 +244,7 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
     }
     span_t *span = ms_span_init(segment, (unsigned)first, count, size_class);
     span->local_key = fast_free_key(heap);
+    maybe_populate(heap, segment, (unsigned)first, span);
     note_span_event(heap);
     return span;
 }
@@ -255,6 +274,7 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
             note_span_event(heap);
         return;
     }
+    heap->streamed = 0; /* memory comes back: the heap is not only growing */
     if (heap_pooled(heap)) { /* nobody will reuse it soon */
         partial_remove(heap, span);
         span_retire(heap, segment, span);
@@ -318,6 +338,28 @@ static void drain_remote(heap_t *heap) {
         ms_stats_add(MS_STAT_remote_frees, drained);
 }
 
+/* span has no hole left and would carve past where it was ever carved,
+ * faulting in fresh pages: if the next listed span is empty and was carved
+ * whole once, its pages are all resident, so it goes first. Otherwise a
+ * program that frees everything and allocates as much again grows: it
+ * starts on the span it ended in, whose untouched rest is faulted in while
+ * the spans it filled before wait. span is set aside like a full one (a
+ * free of one of its blocks lists it again); one with no block out would
+ * never come back, so it stays. Only for empty spans: under churn, spans
+ * with holes and blocks out would trade places on every batch, each trade
+ * costing a slow free. */
+static span_t *resident_first(heap_t *heap, span_t *span) {
+    span_t *other = heap->partial[span->size_class];
+    if (span->used == 0 || other == NULL || !other->whole || other->used != 0)
+        return NULL;
+    partial_remove(heap, other);
+    heap->empty_spans--;
+    other->aged = 0;
+    span->full = 1;
+    span->local_key = 0;
+    return other;
+}
+
 static void *heap_alloc(heap_t *heap, unsigned size_class) {
     span_t *span = heap->alloc_span[size_class];
     for (;;) {
@@ -335,11 +377,20 @@ static void *heap_alloc(heap_t *heap, unsigned size_class) {
                 continue;
         }
         if (span != &ms_span_empty) {
+            span_t *resident = span->whole ? NULL : resident_first(heap, span);
+            if (resident) {
+                set_alloc_span(heap, size_class, resident);
+                span = resident;
+                continue;
+            }
             segment_t *segment = ms_segment_base(span);
             if (ms_span_carve(segment, span))
                 continue;
             span->full = 1; /* every block is out: free() will relist it */
+            span->whole = 1;
             span->local_key = 0;
+            if (span->block_size <= MS_OS_PAGE)
+                heap->streamed += (ptrdiff_t)span->slice_count * MS_SLICE_SIZE;
         }
         span = heap->partial[size_class];
         if (span) {

@@ -38,6 +38,8 @@ struct heap_s {
     unsigned empty_segments;            /* segments kept mapped with every slice free */
     unsigned empty_spans;               /* listed spans with nothing in use, kept for reuse */
     unsigned current_emptied;           /* times the span being carved emptied (clock pacing) */
+    ptrdiff_t streamed;                 /* bytes of small-block spans carved to their end
+                                           since a span emptied, less bets (heap.c) */
     uint64_t last_collect_ms;
     uint64_t last_event_ms;             /* last span made or emptied */
     heap_t *all_next;                   /* every heap ever made */

@@ -1,8 +1,13 @@
 #define _GNU_SOURCE
 #include "os.h"
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include "stats.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 
 size_t ms_os_page_size(void) { return MS_OS_PAGE; }
 
@@ -89,3 +94,26 @@ void *ms_os_move_aligned(void *base, size_t old_size, size_t new_size, size_t al
 }
 
 bool ms_os_protect_none(void *base, size_t size) { return mprotect(base, size, PROT_NONE) == 0; }
+
+/* Set once the kernel has said it does not know MADV_POPULATE_WRITE (before
+ * Linux 5.14): the refusal would come back on every later call. */
+static atomic_bool populate_unknown;
+
+bool ms_os_populate_huge(void *base, size_t size) {
+    if (atomic_load_explicit(&populate_unknown, memory_order_relaxed))
+        return false;
+    int saved = errno;
+    /* The advice only has to hold while populating: set back to "no huge
+     * pages", khugepaged never collapses the range again after a purge has
+     * given part of it back. A kernel without THP refuses the advice and
+     * populates small pages, which still beats faulting them one by one. */
+    madvise(base, size, MADV_HUGEPAGE);
+    bool done = madvise(base, size, MADV_POPULATE_WRITE) == 0;
+    if (!done && errno == EINVAL)
+        atomic_store_explicit(&populate_unknown, true, memory_order_relaxed);
+    madvise(base, size, MADV_NOHUGEPAGE);
+    errno = saved;
+    if (done)
+        ms_stats_add(MS_STAT_bytes_populated, (int64_t)size);
+    return done;
+}

@@ -20,6 +20,11 @@ bool ms_os_resize_in_place(void *base, size_t old_size, size_t new_size) MS_HIDD
  * pages move with it (no copy). NULL if no room. */
 void *ms_os_move_aligned(void *base, size_t old_size, size_t new_size,
                          size_t alignment) MS_HIDDEN;
+/* Fault in a fresh range (2 MiB aligned and sized for a huge page) ahead of
+ * use, in one call instead of one fault per page. false, with nothing
+ * changed but possibly some pages resident, when the kernel cannot; once
+ * it has said it never can, later calls return false at once. */
+bool ms_os_populate_huge(void *base, size_t size) MS_HIDDEN;
 size_t ms_os_page_size(void) MS_HIDDEN;
 /* Make a range inaccessible (guard pages); false if the kernel refused. */
 bool ms_os_protect_none(void *base, size_t size) MS_HIDDEN;

@@ -118,6 +118,15 @@ size_t ms_segment_purge(segment_t *segment, bool everything) {
     return purged;
 }
 
+bool ms_segment_populate_upper_half(segment_t *segment) {
+    enum { HALF = MS_SLICES_PER_SEGMENT / 2 };
+    uint64_t taken = segment->used_slices >> HALF; /* the new span: a run from bit 0 */
+    if (MS_SECURE || (taken & 1) == 0 || (taken & (taken + 1)) != 0 ||
+        (segment->dirty_slices >> HALF) != 0)
+        return false;
+    return ms_os_populate_huge((char *)segment + MS_SEGMENT_SIZE / 2, MS_SEGMENT_SIZE / 2);
+}
+
 void ms_segment_chain_walk(void (*visit)(segment_t *, void *), void *arg) {
     ms_lock(&ms_segment_chain_lock);
     for (segment_t *s = chain_head; s; s = s->chain_next)

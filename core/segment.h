@@ -77,6 +77,13 @@ static inline bool ms_segment_is_empty(const segment_t *segment) {
  * previous call, so a slice freed a moment ago is not faulted in again
  * right away. Bytes purged. */
 size_t ms_segment_purge(segment_t *segment, bool everything) MS_HIDDEN;
+/* The span just taken starts the upper half of the segment (2 MiB, the size
+ * and alignment of a huge page) and the caller expects blocks carved from
+ * all of it soon: fault the half in at once, as one huge page where the
+ * kernel has one. Only if nothing else in the half is taken or resident;
+ * never in the hardened build, whose guard page at the segment's end rules
+ * the huge page out. true if populated. */
+bool ms_segment_populate_upper_half(segment_t *segment) MS_HIDDEN;
 /* Every free slice has been free since the previous purge. */
 static inline bool ms_segment_aged(const segment_t *segment) {
     return ((~segment->used_slices & segment->dirty_slices) & ~segment->aging_slices) == 0;

@@ -30,12 +30,12 @@ void ms_span_release(segment_t *segment, span_t *span) {
 
 /* Carve about 16 KiB at a time: enough to amortise this slow path over many
  * mallocs, little enough that a program using a few blocks of a class does
- * not fault in a whole span. A warm span faults nothing, so it is carved a
- * slice at a time: a program that fills and empties the same spans round
- * after round comes here a quarter as often. */
+ * not fault in a whole span (and less at first, see ms_span_carve). */
 #define CARVE_BYTES (16 * 1024)
-#define CARVE_WARM_BYTES MS_SLICE_SIZE
 #define CARVE_MAX_BLOCKS 128
+/* A span carved whole once (reused after it emptied) faults nothing in:
+ * a slice at a time costs a quarter of the calls. */
+#define WHOLE_CARVE_BYTES MS_SLICE_SIZE
 
 /* Bytes of the span that can hold blocks: all of it, except the guard page
  * at the end of the segment in the secure build. */
@@ -71,7 +71,16 @@ static block_t *thread_batch(char *first, unsigned batch, size_t block_size, spa
 unsigned ms_span_carve(segment_t *segment, span_t *span) {
     size_t span_bytes = capacity(segment, span);
     unsigned left = (unsigned)((span_bytes - span->carved_end) / span->block_size);
-    unsigned batch = (span->warm ? CARVE_WARM_BYTES : CARVE_BYTES) / span->block_size;
+    /* Carving writes a link into every block of the batch. Into fresh
+     * pages (a span never carved whole), start with one page's worth and
+     * double: a class the program uses for a block or two costs one page,
+     * not four. The hardened build keeps full batches to shuffle. */
+    size_t bytes = CARVE_BYTES;
+    if (span->whole)
+        bytes = WHOLE_CARVE_BYTES;
+    else if (!MS_SECURE && span->carved_end < CARVE_BYTES)
+        bytes = span->carved_end > MS_OS_PAGE ? span->carved_end : MS_OS_PAGE;
+    unsigned batch = (unsigned)(bytes / span->block_size);
     if (batch == 0)
         batch = 1;
     if (batch > CARVE_MAX_BLOCKS)

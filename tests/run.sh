@@ -50,7 +50,7 @@ for t in tests/linked/*.sh; do
 done
 
 echo "== API and misuse under the hardened build (LD_PRELOAD=libmspace-secure.so)"
-for t in $B/api/* $B/misuse/* $B/stress/model_random $B/faults/oom $B/faults/limits; do
+for t in $B/api/* $B/misuse/* $B/stress/model_random $B/faults/oom $B/faults/limits $B/faults/populate; do
     [ -x "$t" ] || continue
     case $t in *.d|*.o) continue ;; esac
     run_one "secure: ${t#$B/}" 180 env LD_PRELOAD="$PWD/libmspace-secure.so" "$t"

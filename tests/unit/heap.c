@@ -3,7 +3,9 @@
  * back to the OS (at most RETAIN_EMPTY_MAX stay cached, all on trim), blocks
  * freed by another thread return to the owner, and a heap left by an exiting
  * thread is adopted by the next one, with remote frees still processed while
- * it is pooled. */
+ * it is pooled; a heap growing through fresh memory gets it populated ahead,
+ * within bounds; a second round of the same mallocs faults in nothing, and
+ * a class used for one block costs one page. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -11,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../harness.h"
 #include "alloc.h"
@@ -506,6 +509,131 @@ static void count_heap(heap_t *heap, void *arg) {
     ++*(size_t *)arg;
 }
 
+/* ---- 8. a heap growing through fresh memory gets it faulted in ahead,
+ * never more than it has been using; one that is not, never ---- */
+
+/* Can this kernel populate at all (MADV_POPULATE_WRITE, Linux 5.14)? */
+static int kernel_populates(void) {
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int ok = p != MAP_FAILED && madvise(p, 4096, 23 /* MADV_POPULATE_WRITE */) == 0;
+    if (p != MAP_FAILED)
+        munmap(p, 4096);
+    return ok;
+}
+
+#define STREAM_BLOCKS (12 * 1024) /* 12 MiB of 1 KiB blocks: three segments */
+static void *streamed[STREAM_BLOCKS];
+
+static void test_populate(void) {
+    /* Medium blocks the program barely touches earn no bet. */
+    void *big[16];
+    uint64_t p0 = stats().bytes_populated;
+    for (int i = 0; i < 16; i++) {
+        big[i] = ms_alloc(h, MiB, 0);
+        if (big[i])
+            *(char *)big[i] = 1;
+    }
+    CHECK("populate: 1 MiB blocks are never populated", stats().bytes_populated == p0);
+    for (int i = 0; i < 16; i++)
+        ms_free(big[i], "free");
+
+    /* Nor do a few blocks of many classes. */
+    void *few[40];
+    for (int i = 0; i < 40; i++)
+        few[i] = ms_alloc(h, 64 + (size_t)i * 100, 0);
+    CHECK("populate: a few blocks of many classes are not populated",
+          stats().bytes_populated == p0);
+    for (int i = 0; i < 40; i++)
+        ms_free(few[i], "free");
+
+    /* A stream of 1 KiB blocks is, after its first 2 MiB, by at most half
+     * of what it carved. Trimmed first, the heap has no resident free
+     * memory to serve it from. */
+    ms_heap_trim_all();
+    p0 = stats().bytes_populated;
+    int all = 1;
+    for (size_t i = 0; i < STREAM_BLOCKS; i++) {
+        char *b = streamed[i] = ms_alloc(h, 1024, 0);
+        if (b == NULL)
+            all = 0;
+        else
+            b[1023] = 1;
+    }
+    uint64_t populated = stats().bytes_populated - p0;
+    CHECK("populate: the stream is served", all);
+    CHECK("populate: a long stream is populated ahead (or the kernel cannot)",
+          populated > 0 || !kernel_populates());
+    CHECK("populate: never more than half of what was handed out",
+          populated <= (size_t)STREAM_BLOCKS * 1024 / 2);
+    for (size_t i = 0; i < STREAM_BLOCKS; i++)
+        ms_free(streamed[i], "free");
+
+    /* The second round runs over resident memory: nothing to populate. */
+    p0 = stats().bytes_populated;
+    for (size_t i = 0; i < STREAM_BLOCKS; i++)
+        streamed[i] = ms_alloc(h, 1024, 0);
+    CHECK("populate: reused memory is not populated again", stats().bytes_populated == p0);
+    for (size_t i = 0; i < STREAM_BLOCKS; i++)
+        ms_free(streamed[i], "free");
+}
+
+static size_t resident_pages(const void *p, size_t size) {
+    unsigned char vec[MS_SLICE_SIZE / 4096];
+    size_t count = 0;
+    if (size > sizeof vec * 4096 || mincore((void *)p, size, vec) != 0)
+        return (size_t)-1;
+    for (size_t i = 0; i < size / 4096; i++)
+        count += vec[i] & 1;
+    return count;
+}
+
+/* ---- 9. a second round of the same mallocs faults in nothing: the span
+ * the first round ended in, carved only in part, does not carve on into
+ * fresh pages while the spans filled before wait ---- */
+
+static void test_same_round_twice(void) {
+    size_t size = 1536, per_span = capacity_of(size);
+    size_t n = 3 * per_span + per_span / 4;
+    void **a = calloc(n, sizeof *a), **b = calloc(n, sizeof *b);
+    ms_heap_trim_all(); /* no resident free slices: the spans start fresh */
+    for (size_t i = 0; i < n; i++)
+        a[i] = ms_alloc(h, size, 0);
+    char *last = ms_span_start(ms_segment_of(a[n - 1]), span_of(a[n - 1]));
+    size_t resident = resident_pages(last, MS_SLICE_SIZE);
+    for (size_t i = 0; i < n; i++)
+        ms_free(a[i], "free");
+    ms_stats_t s0 = stats();
+    for (size_t i = 0; i < n; i++)
+        b[i] = ms_alloc(h, size, 0);
+    CHECK("round twice: the last span was carved in part", resident < MS_SLICE_SIZE / 4096);
+    CHECK("round twice: no new span", stats().spans_created == s0.spans_created);
+    CHECK("round twice: no page of the last span faulted in afresh",
+          resident_pages(last, MS_SLICE_SIZE) == resident);
+    for (size_t i = 0; i < n; i++)
+        ms_free(b[i], "free");
+    free(a);
+    free(b);
+}
+
+/* ---- 10. a class used for one block costs one page of fresh memory ---- */
+
+static void test_first_carve(void) {
+    ms_heap_trim_all(); /* no resident free slices: the span starts fresh */
+    char *one = ms_alloc(h, 7000, 0); /* 7 KiB: a class no other test uses */
+    span_t *span = one ? span_of(one) : NULL;
+    CHECK("first carve: a fresh span", span && span->used == 1 && span->whole == 0);
+    if (span)
+        CHECK("first carve: one block written, one page resident",
+              resident_pages(ms_span_start(ms_segment_of(one), span), MS_SLICE_SIZE) == 1);
+    void *more[5];
+    for (int i = 0; i < 5; i++)
+        more[i] = ms_alloc(h, 7000, 0);
+    CHECK("first carve: more blocks from the same span", span && span->used == 6);
+    for (int i = 0; i < 5; i++)
+        ms_free(more[i], "free");
+    ms_free(one, "free");
+}
+
 int main(void) {
     TEST_BEGIN("heap");
     h = ms_heap_acquire();
@@ -525,6 +653,9 @@ int main(void) {
     test_adopt();
     test_pooled_free();
     test_release_race();
+    test_populate();
+    test_same_round_twice();
+    test_first_carve();
 
     size_t heaps = 0;
     ms_heap_walk(count_heap, &heaps);

@@ -175,6 +175,72 @@ static void test_purge(void) {
     ms_segment_destroy(s);
 }
 
+/* Pages of [p, p + size) resident now. */
+static size_t resident_pages(const void *p, size_t size) {
+    unsigned char vec[MS_SEGMENT_SIZE / MS_OS_PAGE];
+    size_t n = size / MS_OS_PAGE, count = 0;
+    if (n > sizeof vec || mincore((void *)p, size, vec) != 0)
+        return (size_t)-1;
+    for (size_t i = 0; i < n; i++)
+        count += vec[i] & 1;
+    return count;
+}
+
+/* Can this kernel populate at all (MADV_POPULATE_WRITE, Linux 5.14)? */
+static int kernel_populates(void) {
+    void *p = mmap(NULL, MS_OS_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int ok = p != MAP_FAILED && madvise(p, MS_OS_PAGE, 23 /* MADV_POPULATE_WRITE */) == 0;
+    if (p != MAP_FAILED)
+        munmap(p, MS_OS_PAGE);
+    return ok;
+}
+
+/* The upper half is populated only when the span just taken opens it and
+ * nothing else there is taken or possibly resident; then all of it is
+ * resident at once and reads as zero. */
+static void test_populate(void) {
+    segment_t *s = ms_segment_create(NULL);
+    if (s == NULL) {
+        CHECK("populate: segment", 0);
+        return;
+    }
+    enum { HALF = MS_SLICES_PER_SEGMENT / 2 };
+    char *upper = (char *)s + MS_SEGMENT_SIZE / 2;
+    CHECK("populate: not before a span opens the half", !ms_segment_populate_upper_half(s));
+    s->used_slices = ~(uint64_t)0 >> HALF; /* the lower half is all taken */
+    CHECK("populate: first fit opens the upper half", ms_segment_take_slices(s, 1) == HALF);
+    s->dirty_slices = bits(HALF + 5, 1);
+    CHECK("populate: not over a slice that may be resident", !ms_segment_populate_upper_half(s));
+    s->dirty_slices = 0;
+    s->used_slices |= bits(HALF + 3, 1);
+    CHECK("populate: not when another span is in the half", !ms_segment_populate_upper_half(s));
+    s->used_slices &= ~bits(HALF + 3, 1);
+    CHECK("populate: the half was not resident", resident_pages(upper, MS_SEGMENT_SIZE / 2) == 0);
+
+    ms_stats_t before, after;
+    ms_stats_read(&before);
+    bool done = ms_segment_populate_upper_half(s);
+    ms_stats_read(&after);
+    if (kernel_populates()) {
+        CHECK("populate: done", done);
+        CHECK("populate: the whole half is resident",
+              resident_pages(upper, MS_SEGMENT_SIZE / 2) == MS_SEGMENT_SIZE / 2 / MS_OS_PAGE);
+        CHECK("populate: counted in bytes_populated",
+              after.bytes_populated - before.bytes_populated == MS_SEGMENT_SIZE / 2);
+    } else {
+        CHECK("populate: refused by this kernel, nothing counted",
+              !done && after.bytes_populated == before.bytes_populated);
+    }
+    CHECK("populate: the half reads as zero",
+          upper[0] == 0 && upper[MS_SLICE_SIZE + 17] == 0 && upper[MS_SEGMENT_SIZE / 2 - 1] == 0);
+    CHECK("populate: the header is intact", s->kind == SEGMENT_SMALL && s->used_slices & 1);
+    /* A purge gives populated slices back like any others. */
+    ms_segment_give_slices(s, HALF, 1);
+    CHECK("populate: purge after populate", ms_segment_purge(s, true) == MS_SLICE_SIZE);
+    CHECK("populate: the purged slice is not resident", resident_pages(upper, MS_SLICE_SIZE) == 0);
+    ms_segment_destroy(s);
+}
+
 static int global_object;
 
 static void test_lookup(void) {
@@ -278,6 +344,7 @@ int main(void) {
     test_create();
     test_bitmap();
     test_purge();
+    test_populate();
     test_lookup();
     test_chain();
     return TEST_DONE();
