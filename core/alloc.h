@@ -10,19 +10,28 @@
 #include "secure.h"
 #include "segment.h"
 #include "size_class.h"
+#include "span.h"
 #include "types.h"
 
 /* malloc for sizes up to 1 KiB when the thread's current span has a hole;
  * NULL sends the caller to its slow path (which also covers a thread that
- * has no heap yet: its spans are all ms_span_empty). */
+ * has no heap yet: its spans are all ms_span_empty). The hardened build
+ * also checks the next link (a bad one is reported by the slow path) and
+ * does its hand-out work; in the default build MS_SECURE_TRAILER is 0,
+ * ms_link_code returns its argument and the extra lines vanish. */
 static inline void *ms_alloc_fast(size_t size) {
-    if (MS_LIKELY(size <= MS_DIRECT_MAX) && !MS_SECURE) {
-        span_t *span = ms_heap_tls->direct[(size + 15) >> 4];
+    if (MS_LIKELY(size <= MS_DIRECT_MAX - MS_SECURE_TRAILER)) {
+        span_t *span = ms_heap_tls->direct[(size + MS_SECURE_TRAILER + 15) >> 4];
         block_t *block = span->free;
         if (MS_LIKELY(block != NULL)) {
-            span->free = ms_link_code(block->next, block);
+            block_t *next = ms_link_code(block->next, block);
+            if (MS_SECURE && next && !ms_span_is_block_start(ms_segment_base(span), span, next))
+                return NULL;
+            span->free = next;
             block->freed_mark = 0;
             span->used++;
+            if (MS_SECURE)
+                ms_secure_block_out(block, span->block_size, size);
             return block;
         }
     }
@@ -37,7 +46,7 @@ static inline void *ms_alloc_fast(size_t size) {
  * caller to its slow path. A block of a span longer than a slice is tested
  * here only if it starts in the first slice; the others take the slow path. */
 static inline bool ms_free_fast(void *p) {
-    if (MS_LIKELY(ms_segment_mapped(p)) && !MS_SECURE) {
+    if (MS_LIKELY(ms_segment_mapped(p))) {
         segment_t *segment = ms_segment_base(p);
         span_t *span = ms_segment_slice_of(segment, p);
         block_t *block = (block_t *)p;
@@ -45,6 +54,8 @@ static inline bool ms_free_fast(void *p) {
         if (MS_LIKELY(span->local_key == ms_thread_id() &&
                       offset * span->block_magic < span->carved_limit &&
                       block->freed_mark != (uintptr_t)span)) {
+            if (MS_SECURE)
+                ms_secure_block_in(block, span->block_size, "free");
             block->next = ms_link_code(span->free, block);
             block->freed_mark = (uintptr_t)span;
             span->free = block;

@@ -12,8 +12,8 @@
  *     that is checked when the block is handed out again (writes after
  *     free);
  *   - PROT_NONE guard pages after each segment's header and at its end.
- * Both fast paths decline every call in this build, so all of it lives on
- * the slow paths. */
+ * The fast paths (alloc.h) do the hand-out and take-back work and check
+ * the link they pop; the slow paths check every link they follow. */
 #ifndef MS_SECURE_H
 #define MS_SECURE_H
 #include <stdbool.h>
