@@ -57,9 +57,10 @@ typedef struct {
  * by the span's owner (or under its heap's lock). */
 size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
                            ms_hole_budget_t *budget) MS_HIDDEN;
-/* Can a hole of this block size hold a whole page past its first one? */
+/* Can a hole of this block size hold a whole page past its first one?
+ * (From 8 KiB always, above 4 KiB depending on where it starts.) */
 static inline bool ms_span_holes_purgeable(size_t block_size) {
-    return block_size >= 2 * MS_OS_PAGE;
+    return block_size > MS_OS_PAGE;
 }
 
 /* Is block already a hole on span's free list? Linear; only called to
