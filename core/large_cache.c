@@ -92,6 +92,21 @@ segment_t *ms_large_cache_take(size_t mapped) {
     return found;
 }
 
+segment_t *ms_large_cache_take_biggest(void) {
+    segment_t *found = NULL;
+    ms_lock(&ms_large_cache_lock);
+    unsigned biggest = 0;
+    for (unsigned i = 1; i < count; i++)
+        if (entries[i].segment->mapped_size > entries[biggest].segment->mapped_size)
+            biggest = i;
+    if (count)
+        remove_at(biggest, &found);
+    ms_unlock(&ms_large_cache_lock);
+    if (found)
+        ms_stats_add(MS_STAT_large_cached, -(int64_t)found->mapped_size);
+    return found;
+}
+
 size_t ms_large_cache_collect(bool all) {
     segment_t *victims[ENTRIES];
     unsigned n = 0;

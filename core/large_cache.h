@@ -17,6 +17,8 @@ void ms_large_cache_put(segment_t *segment) MS_HIDDEN;
  * taken out of the cache; it may be smaller or bigger (the caller resizes
  * it). NULL if the cache is empty. */
 segment_t *ms_large_cache_take(size_t mapped) MS_HIDDEN;
+/* The biggest entry, taken out of the cache; NULL if it is empty. */
+segment_t *ms_large_cache_take_biggest(void) MS_HIDDEN;
 /* Unmaps the entries that have waited a collection interval (all of them
  * if `all`); bytes released. */
 size_t ms_large_cache_collect(bool all) MS_HIDDEN;

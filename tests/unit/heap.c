@@ -506,6 +506,48 @@ static void count_heap(heap_t *heap, void *arg) {
     ++*(size_t *)arg;
 }
 
+/* When the heap needs a new segment while a freed large block sits in the
+ * large-block cache, the cached mapping becomes the segment: the process
+ * does not grow by a fresh segment while holding memory nobody uses. */
+static void test_recycle_cached_large(void) {
+    ms_heap_trim_all();
+    unsigned char *big = ms_alloc(h, 3 * MiB, 0);
+    segment_t *old = big ? ms_segment_of(big) : NULL;
+    size_t old_mapped = old ? old->mapped_size : 0;
+    if (big)
+        memset(big, 0x5a, 3 * MiB);
+    ms_free(big, "test");
+    /* No collection for a while: it would unmap the cached block. */
+    h->last_collect_ms = ms_host_now_ms();
+    ms_stats_t s0 = stats();
+    CHECK("recycle: the freed large block is cached", big && s0.large_cached == old_mapped);
+    enum { N = 64 };
+    unsigned char *blocks[N];
+    int n = 0, grew = 0, written = 1;
+    ms_stats_t s1 = s0;
+    while (n < N && !grew) {
+        blocks[n] = ms_alloc(h, MiB, 0);
+        if (blocks[n] == NULL)
+            break;
+        memset(blocks[n], n + 1, MiB);
+        n++;
+        s1 = stats();
+        grew = s1.segments > s0.segments;
+    }
+    CHECK("recycle: the heap needed a new segment", grew);
+    CHECK("recycle: the cached block went into it, not back to the OS",
+          s1.large_cached == 0 && s1.os_unmaps == s0.os_unmaps);
+    CHECK("recycle: mapped grew only by what the mapping lacked of a segment",
+          s1.bytes_mapped - s0.bytes_mapped == MS_SEGMENT_SIZE - old_mapped);
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < MiB; k += 4096)
+            written &= blocks[i][k] == (unsigned char)(i + 1);
+    CHECK("recycle: blocks from every segment hold their contents", written);
+    for (int i = 0; i < n; i++)
+        ms_free(blocks[i], "test");
+    ms_heap_trim_all();
+}
+
 int main(void) {
     TEST_BEGIN("heap");
     h = ms_heap_acquire();
@@ -525,6 +567,7 @@ int main(void) {
     test_adopt();
     test_pooled_free();
     test_release_race();
+    test_recycle_cached_large();
 
     size_t heaps = 0;
     ms_heap_walk(count_heap, &heaps);
