@@ -15,8 +15,11 @@
 
 static void *small_alloc(heap_t *heap, unsigned size_class, size_t size) {
     void *p = ms_heap_alloc(heap, size_class);
+    size_t block_size = ms_size_class_size(size_class);
+    if (block_size > MS_SMALL_MAX && p) /* before the hardened build writes its trailer */
+        ms_span_trim_block(p, block_size, size);
     if (MS_SECURE && p)
-        ms_secure_block_out(p, ms_size_class_size(size_class), size);
+        ms_secure_block_out(p, block_size, size);
     return p;
 }
 

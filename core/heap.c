@@ -284,9 +284,14 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
             note_span_event(heap);
         return;
     }
-    if (heap_pooled(heap)) { /* nobody will reuse it soon */
+    /* Nobody will reuse it soon; or its one block is gone, and as free
+     * slices its pages serve any class, not just the next block of this
+     * one (bench/frag holds a few MiB less at its peak). */
+    if (heap_pooled(heap) || span->block_size > MS_SMALL_MAX) {
         partial_remove(heap, span);
         span_retire(heap, segment, span);
+        if (!heap_pooled(heap))
+            note_span_event(heap);
         return;
     }
     /* Forget the holes: carving again lays blocks out in address order, which

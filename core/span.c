@@ -92,6 +92,13 @@ bool ms_span_has_hole(const span_t *span, const block_t *block) {
     return false;
 }
 
+void ms_span_trim_block(void *block, size_t block_size, size_t size) {
+    uintptr_t from = ((uintptr_t)block + size + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    uintptr_t to = ((uintptr_t)block + block_size) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    if (from < to)
+        ms_os_purge((void *)from, to - from);
+}
+
 /* ---- the pages inside holes ----
  *
  * A hole keeps its link and freed mark (and the hardened build's poison,

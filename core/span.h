@@ -63,6 +63,11 @@ static inline bool ms_span_holes_purgeable(size_t block_size) {
     return block_size > MS_OS_PAGE;
 }
 
+/* A block of a class with one block per span (above MS_SMALL_MAX) going
+ * out for a request of `size` bytes: the pages past the request may still
+ * be resident from a bigger request before; they go back to the OS. */
+void ms_span_trim_block(void *block, size_t block_size, size_t size) MS_HIDDEN;
+
 /* Is block already a hole on span's free list? Linear; only called to
  * confirm a suspected double free. */
 bool ms_span_has_hole(const span_t *span, const block_t *block) MS_HIDDEN;

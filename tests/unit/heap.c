@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../harness.h"
 #include "alloc.h"
@@ -19,6 +20,7 @@
 #include "stats.h"
 #include "usage.h"
 
+#define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
 static heap_t *h; /* the main thread's heap */
@@ -548,6 +550,31 @@ static void test_recycle_cached_large(void) {
     ms_heap_trim_all();
 }
 
+/* Blocks above MS_SMALL_MAX have a span each: freed, its slices go back
+ * at once for any class to use (unless it is the span being carved), and
+ * a block handed out again for a smaller request keeps no resident pages
+ * past the request. */
+static void test_single_block_spans(void) {
+    unsigned char *a = ms_alloc(h, 2 * MiB, 0);
+    unsigned char *b = ms_alloc(h, 2 * MiB, 0);
+    CHECK("single: two 2 MiB blocks from spans", a && b && span_of(a) && span_of(b) &&
+                                                     span_of(a) != span_of(b));
+    ms_free(a, "test");
+    CHECK("single: a freed block's span is retired at once", span_of(a) == NULL);
+    memset(b, 0x42, 2 * MiB);
+    ms_free(b, "test"); /* the span being carved: kept for the next one */
+    size_t smaller = 2 * MiB - 200 * KiB; /* the same class (1.75 .. 2 MiB) */
+    unsigned char *c = ms_alloc(h, smaller, 0);
+    unsigned char vec[50];
+    int gone = c == b && mincore(c + smaller, sizeof vec * 4096, vec) == 0;
+    for (size_t i = 0; gone && i < sizeof vec; i++)
+        gone = !(vec[i] & 1);
+    CHECK("single: reused for a smaller request, its pages past the request go", gone);
+    CHECK("single: the request's own pages are left alone", c && c[4096] == 0x42 &&
+                                                              c[smaller - 1] == 0x42);
+    ms_free(c, "test");
+}
+
 int main(void) {
     TEST_BEGIN("heap");
     h = ms_heap_acquire();
@@ -568,6 +595,7 @@ int main(void) {
     test_pooled_free();
     test_release_race();
     test_recycle_cached_large();
+    test_single_block_spans();
 
     size_t heaps = 0;
     ms_heap_walk(count_heap, &heaps);
