@@ -25,13 +25,8 @@ static size_t block_offset(size_t alignment) {
 static segment_t *fit_cached(segment_t *segment, size_t mapped) {
     size_t old = segment->mapped_size;
     if (old >= mapped) {
-        /* A little bigger: the mapping stays (room to grow without a
-         * move), but the pages past the request go, or the block would
-         * hold them resident for nothing. */
         if (old > mapped + mapped / 8 && ms_os_resize_in_place(segment, old, mapped))
             segment->mapped_size = mapped;
-        else if (old > mapped)
-            ms_os_purge((char *)segment + mapped, old - mapped);
         return segment;
     }
     segment_t *grown = segment;

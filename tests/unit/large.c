@@ -144,20 +144,6 @@ static void test_sizes(void) {
           e == d && stats().large_reused == r1.large_reused + 2 &&
               stats().bytes_mapped < r1.bytes_mapped + 4 * MiB);
     ms_free(e, "free");
-
-    /* A little smaller: the same mapping, but its pages past the request
-     * are no longer resident. */
-    unsigned char *f = ms_alloc(h, 4 * MiB, 0);
-    memset(f, 0x77, 4 * MiB);
-    ms_free(f, "free");
-    unsigned char *g = ms_alloc(h, 4 * MiB - 256 * KiB, 0);
-    unsigned char vec[64];
-    int gone = g == f && mincore(g + 4 * MiB - 256 * KiB, 64 * 4096, vec) == 0;
-    for (int i = 0; gone && i < 64; i++)
-        gone = !(vec[i] & 1);
-    CHECK("large: a slightly smaller request reuses a cached block without its tail's pages",
-          gone && g[0] == 0x77);
-    ms_free(g, "free");
     ms_heap_trim_all();
 }
 
