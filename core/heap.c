@@ -34,7 +34,7 @@ static heap_t *pool, *all_heaps;
 /* The pages inside holes of spans still in use go back the same way
  * (span.c:ms_span_purge_holes), with each collection's work bounded: a
  * heap of many GiB of big holes costs a collection at most this many
- * reads and system calls, and the next one goes on from there. */
+ * reads and system calls, and the next one goes on from the next class. */
 #define HOLE_VISITS_MAX 16384
 #define HOLE_PURGES_MAX 4096
 
@@ -165,8 +165,9 @@ static size_t segment_release(heap_t *heap, segment_t *segment) {
     return bytes;
 }
 
-/* The holes of the classes whose blocks span two pages or more, starting
- * where the previous collection ran out of budget. The span being carved
+/* The holes of the classes whose blocks can hold a whole page past their
+ * first one, starting after the class where the previous collection ran out
+ * of budget. The span being carved
  * is hot while the heap is busy: its holes are taken only when quiet. */
 static size_t purge_holes(heap_t *heap, bool everything) {
     ms_hole_budget_t budget = {HOLE_VISITS_MAX, HOLE_PURGES_MAX};
@@ -181,7 +182,9 @@ static size_t purge_holes(heap_t *heap, bool everything) {
         for (span_t *span = heap->partial[c]; span; span = span->next)
             purged += ms_span_purge_holes(ms_segment_base(span), span, everything, &budget);
         if (budget.visits == 0 || budget.purges == 0) {
-            heap->hole_cursor = c;
+            /* The next class first: a class with more holes than one
+             * budget must not starve the others. */
+            heap->hole_cursor = (c + 1) % MS_CLASS_COUNT;
             break;
         }
     }

@@ -37,7 +37,7 @@ struct heap_s {
     unsigned empty_segments;            /* segments kept mapped with every slice free */
     unsigned empty_spans;               /* listed spans with nothing in use, kept for reuse */
     unsigned current_emptied;           /* times the span being carved emptied (clock pacing) */
-    unsigned hole_cursor;               /* class where the last purge of holes ran out of budget */
+    unsigned hole_cursor;               /* class where the next purge of holes starts */
     uint64_t last_collect_ms;
     uint64_t last_event_ms;             /* last span made or emptied */
     heap_t *all_next;                   /* every heap ever made */
