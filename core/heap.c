@@ -80,24 +80,32 @@ static uintptr_t heap_owner(const heap_t *heap) {
  * An explicit heap has no thread either, but its program keeps using it. */
 static bool heap_pooled(const heap_t *heap) { return heap->thread_id == 0 && !heap->is_explicit; }
 
-/* ---- the partial list of each class ---- */
+/* ---- the partial list of each class ----
+ * First in, first out: a full span rejoins the list at its first free, so
+ * the newest entry has one hole where the oldest has had longest to gather
+ * them. Taking the oldest lets malloc run longer on each span it picks. */
 
 static void partial_push(heap_t *heap, span_t *span) {
-    span_t **head = &heap->partial[span->size_class];
-    span->prev = NULL;
-    span->next = *head;
-    if (*head)
-        (*head)->prev = span;
-    *head = span;
+    unsigned c = span->size_class;
+    span->next = NULL;
+    span->prev = heap->partial_last[c];
+    if (span->prev)
+        span->prev->next = span;
+    else
+        heap->partial[c] = span;
+    heap->partial_last[c] = span;
 }
 
 static void partial_remove(heap_t *heap, span_t *span) {
+    unsigned c = span->size_class;
     if (span->prev)
         span->prev->next = span->next;
     else
-        heap->partial[span->size_class] = span->next;
+        heap->partial[c] = span->next;
     if (span->next)
         span->next->prev = span->prev;
+    else
+        heap->partial_last[c] = span->prev;
     span->next = span->prev = NULL;
 }
 

@@ -31,8 +31,11 @@ void ms_span_release(segment_t *segment, span_t *span) {
 
 /* Carve about 16 KiB at a time: enough to amortise this slow path over many
  * mallocs, little enough that a program using a few blocks of a class does
- * not fault in a whole span. */
+ * not fault in a whole span. A warm span faults nothing, so it is carved a
+ * slice at a time: a program that fills and empties the same spans round
+ * after round comes here a quarter as often. */
 #define CARVE_BYTES (16 * 1024)
+#define CARVE_WARM_BYTES MS_SLICE_SIZE
 #define CARVE_MAX_BLOCKS 128
 
 /* Bytes of the span that can hold blocks: all of it, except the guard page
@@ -69,7 +72,7 @@ static block_t *thread_batch(char *first, unsigned batch, size_t block_size, spa
 unsigned ms_span_carve(segment_t *segment, span_t *span) {
     size_t span_bytes = capacity(segment, span);
     unsigned left = (unsigned)((span_bytes - span->carved_end) / span->block_size);
-    unsigned batch = CARVE_BYTES / span->block_size;
+    unsigned batch = (span->warm ? CARVE_WARM_BYTES : CARVE_BYTES) / span->block_size;
     if (batch == 0)
         batch = 1;
     if (batch > CARVE_MAX_BLOCKS)

@@ -21,6 +21,7 @@ static inline char *ms_span_start(segment_t *segment, const span_t *span) {
 /* Back to "nothing carved" (only when nothing is in use): the holes are
  * dropped and the block test rejects every address until carving again. */
 static inline void ms_span_reset(span_t *span) {
+    span->warm = 1;
     span->free = NULL;
     span->carved_end = 0;
     span->carved_limit = 0;

@@ -86,6 +86,7 @@ typedef struct span_s {
     uint8_t head_delta;      /* slices back to the head; 0 for the head */
     uint8_t full : 1;        /* unlinked from the partial list: no holes seen */
     uint8_t aged : 1;        /* empty and kept through one collection already */
+    uint8_t warm : 1;        /* emptied after carving: its carved pages are resident */
     uint32_t carved_end;     /* bytes from the span start carved into blocks */
     struct span_s *next, *prev; /* heap's partial list of this class */
 } span_t;
