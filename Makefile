@@ -92,14 +92,14 @@ PROG_SRC = $(wildcard tests/api/*.c tests/misuse/*.c tests/stress/*.c tests/faul
 PROG_BIN = $(PROG_SRC:tests/%.c=$(B)/tests/%)
 # Frame pointers and exported symbols, so stacks in heap profiles and leak
 # reports resolve to the test's function names.
-$(B)/tests/%: tests/%.c $(wildcard tests/*.h tests/*/*.h)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h tests/*/*.h) interpose/mspace.h
 	@mkdir -p $(@D)
 	$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Wno-unused-result -fno-builtin -fno-omit-frame-pointer \
 	      -rdynamic -pthread -o $@ $<
 $(B)/tests/stress/model_random: tests/fuzz/model.h
 CXX_SRC = $(wildcard tests/api/*.cc tests/faults/*.cc)
 CXX_BIN = $(CXX_SRC:tests/%.cc=$(B)/tests/%)
-$(B)/tests/%: tests/%.cc $(wildcard tests/*.h tests/*/*.h)
+$(B)/tests/%: tests/%.cc $(wildcard tests/*.h tests/*/*.h) interpose/mspace.h
 	@mkdir -p $(@D)
 	$(CXX) -O1 -g -std=c++17 -Wall -Wextra -fno-builtin -pthread -o $@ $<
 

@@ -21,8 +21,8 @@ extern "C" {
  * in use until its owner takes it back (on one of its next allocations);
  * the verbose listing already shows it as a HOLE. */
 
-/* The size classes (52 today) fit in mspace_stats.classes. */
-#define MSPACE_CLASSES_MAX 64
+/* The size classes (108 today) fit in mspace_stats.classes. */
+#define MSPACE_CLASSES_MAX 128
 
 /* One size class: blocks of block_size bytes cut from spans (runs of
  * 64 KiB slices). Blocks are cut lazily, so part of a span may be uncarved. */

@@ -13,7 +13,7 @@
 # each workload's time relative to glibc to bench/results/<date>-<host>.png.
 # --instr counts instructions per malloc and per free under callgrind (seed
 # and churn) and adds that table to the same .md and .csv. --only runs some
-# of the workloads (seed churn threads xthread realloc frag) and writes its
+# of the workloads (seed churn threads xthread realloc frag sqlite) and writes its
 # tables to build/bench/partial/ instead.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -58,7 +58,7 @@ commas() { echo "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3
 # Adding a workload is adding these and its name to WORKLOADS. SUMMARY
 # (below) says which figures go in the summary table and the chart.
 declare -A WL_FIGS WL_HEAD WL_BETTER WL_ABOUT
-WORKLOADS=(seed churn threads xthread realloc frag)
+WORKLOADS=(seed churn threads xthread realloc frag sqlite)
 
 build_prog() { # NAME: build/bench/NAME from bench/NAME.c (and bench/bench.h)
     local src=bench/$1.c bin=build/bench/$1
@@ -120,6 +120,19 @@ WL_HEAD[frag]=ms_total
 wl_frag_build() { build_prog frag; }
 wl_frag_cmd() { CMD=("$ROOT/build/bench/frag" 200000 "$FRAG_CYCLES"); }
 
+# A real program (Debian's sqlite3, started by bench/spawn.c so that the
+# allocator under test serves it and wait4 reports its peak RSS).
+SQLITE_SQL=build/bench/sqlite.sql
+WL_ABOUT[sqlite]="A real program: Debian's sqlite3 runs an in-memory database whose 64 MiB page cache lives in malloc (bench/sqlite.awk): 100,000 single-row INSERTs in one transaction, two indexes, GROUP BY queries, an UPDATE of a third of the rows, a DELETE of a seventh, VACUUM; wall time of the whole process, from exec to exit, and its peak RSS"
+WL_FIGS[sqlite]="ms_total:ms total:range;peak_rss_kb:peak RSS MiB:mibrange"
+WL_HEAD[sqlite]=ms_total
+wl_sqlite_build() {
+    command -v sqlite3 >/dev/null || { note "sqlite3 is missing: run make deps"; return 1; }
+    build_prog spawn || return 1
+    [ "$SQLITE_SQL" -nt bench/sqlite.awk ] || awk -f bench/sqlite.awk >"$SQLITE_SQL"
+}
+wl_sqlite_cmd() { CMD=("$ROOT/build/bench/spawn" "$ROOT/$SQLITE_SQL" sqlite3 :memory:); }
+
 # The summary table and the chart, one row each: workload|figure|label in
 # the table|kind|label in the chart; kind time (the chart's main panel: time
 # relative to glibc) or mem (its memory panel, in MiB). Which way is better
@@ -134,6 +147,8 @@ SUMMARY=(
     "frag|ms_total|frag: ms total|time|frag"
     "frag|peak_rss_kb|frag: peak RSS, MiB|mem|peak RSS"
     "frag|rss_after_free_settled_kb|frag: RSS after free (settled), MiB|mem|RSS after free"
+    "sqlite|ms_total|sqlite3: ms total|time|sqlite3"
+    "sqlite|peak_rss_kb|sqlite3: peak RSS, MiB|mem|sqlite3 RSS"
 )
 
 if [ -n "$ONLY" ]; then

@@ -24,12 +24,12 @@ TEST_PKGS=(build-essential gcc g++ make coreutils python3 git sqlite3 tcl perl
 # Benchmarks: the peer allocators, charts, timing, instruction counts.
 BENCH_PKGS=(build-essential gcc make coreutils libjemalloc2 libjemalloc-dev
             libtcmalloc-minimal4 libmimalloc2.0 libunwind-dev gnuplot-nox time
-            valgrind)
+            valgrind sqlite3)
 
 # Commands checked instead when there is no dpkg (not Debian).
 TEST_CMDS=(gcc g++ make sort python3 git sqlite3 tclsh perl xz zstd clang google-pprof dot
            xmllint pkg-config readelf)
-BENCH_CMDS=(gcc make)
+BENCH_CMDS=(gcc make sqlite3)
 
 say() { printf 'deps: %s\n' "$*" >&2; }
 

@@ -1,5 +1,6 @@
 /* Size classes (core/size_class.[ch]): every small request gets the tightest
- * class that fits, classes waste at most a quarter above 128 bytes, the
+ * class that fits, classes waste at most a quarter above 128 bytes and an
+ * eighth above 1 KiB, the
  * lookup table and the computed path agree, and each class's span holds
  * enough blocks. */
 #include <stdio.h>
@@ -8,8 +9,8 @@
 #include "secure.h"
 #include "size_class.h"
 
-/* The computed path of ms_size_class_of, for any size > 128 (the header
- * only runs it above 1024; the table must agree with it below). */
+/* Four classes per doubling, computed, for sizes 129..1024: the table must
+ * agree with it. */
 static unsigned computed_class(size_t size) {
     size_t s = size - 1;
     unsigned top = 63u - (unsigned)__builtin_clzll(s);
@@ -18,7 +19,7 @@ static unsigned computed_class(size_t size) {
 
 /* Checks one size; counts failures itself so that a broken rule reports
  * its first few sizes instead of hundreds of thousands of lines. */
-static int bad_fit, bad_tight, bad_waste, bad_range;
+static int bad_fit, bad_tight, bad_waste, bad_waste_above_1k, bad_range;
 static void check_size(size_t size) {
     unsigned c = ms_size_class_of(size);
     if (c >= MS_CLASS_COUNT) {
@@ -34,6 +35,8 @@ static void check_size(size_t size) {
                 c - 1, ms_size_class_size(c - 1));
     if (size > 128 && (got - size) * 4 > size && bad_waste++ < 5)
         fprintf(stderr, "size %zu: class size %zu wastes more than 25%%\n", size, got);
+    if (size > 1024 && (got - size) * 8 > size && bad_waste_above_1k++ < 5)
+        fprintf(stderr, "size %zu: class size %zu wastes more than 12.5%%\n", size, got);
 }
 
 int main(void) {
@@ -52,6 +55,7 @@ int main(void) {
     CHECK("class size >= requested size", bad_fit == 0);
     CHECK("tightest class (the previous class is too small)", bad_tight == 0);
     CHECK("waste <= 25% above 128 bytes", bad_waste == 0);
+    CHECK("waste <= 12.5% above 1 KiB", bad_waste_above_1k == 0);
 
     CHECK("malloc(0) gets the 16-byte class", ms_size_class_of(0) == 0 &&
                                                   ms_size_class_size(0) == 16);
@@ -59,13 +63,13 @@ int main(void) {
           ms_size_class_of(MS_MEDIUM_MAX) == MS_CLASS_COUNT - 1);
     CHECK("last class size == MS_MEDIUM_MAX",
           ms_size_class_size(MS_CLASS_COUNT - 1) == MS_MEDIUM_MAX);
-    CHECK("MS_SMALL_MAX is a class, the 12th from the top",
+    CHECK("MS_SMALL_MAX is a class, the 25th from the top",
           ms_size_class_size(ms_size_class_of(MS_SMALL_MAX)) == MS_SMALL_MAX &&
-              ms_size_class_of(MS_SMALL_MAX) == MS_CLASS_COUNT - 13);
-    CHECK("medium classes: four per doubling, 320 KiB .. 2 MiB",
-          ms_size_class_size(MS_CLASS_COUNT - 12) == 320 * 1024 &&
-              ms_size_class_size(MS_CLASS_COUNT - 5) == 1024 * 1024 &&
-              ms_size_class_size(MS_CLASS_COUNT - 4) == 1280 * 1024);
+              ms_size_class_of(MS_SMALL_MAX) == MS_CLASS_COUNT - 25);
+    CHECK("medium classes: eight per doubling, 288 KiB .. 2 MiB",
+          ms_size_class_size(MS_CLASS_COUNT - 24) == 288 * 1024 &&
+              ms_size_class_size(MS_CLASS_COUNT - 9) == 1024 * 1024 &&
+              ms_size_class_size(MS_CLASS_COUNT - 8) == 1152 * 1024);
 
     /* The class sizes themselves. */
     int not16 = 0, not_increasing = 0, not_own_class = 0;
@@ -88,8 +92,13 @@ int main(void) {
     /* Table (<= 1024) and computed (> 1024) paths meet without a gap. */
     CHECK("1024 is class 19 (table)", ms_size_class_of(1024) == 19 &&
                                           ms_size_class_size(19) == 1024);
-    CHECK("1025 is the next class (computed)", ms_size_class_of(1025) == 20);
-    CHECK("computed path agrees at 1024", computed_class(1024) == ms_size_class_of(1024));
+    CHECK("1025 is the next class (computed), 1152 bytes",
+          ms_size_class_of(1025) == 20 && ms_size_class_size(20) == 1152);
+    CHECK("eight classes per doubling above 1 KiB: 2048, 2304, 4096, 4608",
+          ms_size_class_size(ms_size_class_of(2048)) == 2048 &&
+              ms_size_class_size(ms_size_class_of(2049)) == 2304 &&
+              ms_size_class_size(ms_size_class_of(4096)) == 4096 &&
+              ms_size_class_size(ms_size_class_of(4097)) == 4608);
     int table_disagrees = 0;
     for (size_t size = 129; size <= MS_CLASS_TABLE_MAX; size++)
         if (computed_class(size) != ms_class_table[(size + 15) >> 4]) {
