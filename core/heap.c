@@ -31,6 +31,12 @@ static heap_t *pool, *all_heaps;
  * new segment, and never more than RETAIN_EMPTY_MAX empty segments stay. */
 #define RETAIN_EMPTY_MAX 16
 #define COLLECT_INTERVAL_MS 100
+/* The pages inside holes of spans still in use go back the same way
+ * (span.c:ms_span_purge_holes), with each collection's work bounded: a
+ * heap of many GiB of big holes costs a collection at most this many
+ * reads and system calls, and the next one goes on from the next class. */
+#define HOLE_VISITS_MAX 16384
+#define HOLE_PURGES_MAX 4096
 
 /* The direct[] entries of each class: [first, end), filled once from the
  * class table (under pool_lock, before any heap exists). */
@@ -167,11 +173,39 @@ static size_t segment_release(heap_t *heap, segment_t *segment) {
     return bytes;
 }
 
+/* The holes of the classes whose blocks can hold a whole page past their
+ * first one, starting after the class where the previous collection ran out
+ * of budget. The span being carved
+ * is hot while the heap is busy: its holes are taken only when quiet. */
+static size_t purge_holes(heap_t *heap, bool everything) {
+    ms_hole_budget_t budget = {HOLE_VISITS_MAX, HOLE_PURGES_MAX};
+    size_t purged = 0;
+    for (unsigned n = 0; n < MS_CLASS_COUNT; n++) {
+        unsigned c = (heap->hole_cursor + n) % MS_CLASS_COUNT;
+        if (!ms_span_holes_purgeable(ms_size_class_size(c)))
+            continue;
+        span_t *current = heap->alloc_span[c];
+        if (everything && current != &ms_span_empty)
+            purged += ms_span_purge_holes(ms_segment_base(current), current, true, &budget);
+        for (span_t *span = heap->partial[c]; span; span = span->next)
+            purged += ms_span_purge_holes(ms_segment_base(span), span, everything, &budget);
+        if (budget.visits == 0 || budget.purges == 0) {
+            /* The next class first: a class with more holes than one
+             * budget must not starve the others. */
+            heap->hole_cursor = (c + 1) % MS_CLASS_COUNT;
+            break;
+        }
+    }
+    return purged;
+}
+
 /* Retire empty spans, unmap empty segments, purge free slices of the
- * others: everything, or what has waited a collection already. */
+ * others and the pages inside holes: everything, or what has waited a
+ * collection already. */
 static size_t heap_collect(heap_t *heap, bool everything) {
     size_t released = ms_large_cache_collect(everything);
     retire_empty_spans(heap, everything);
+    released += purge_holes(heap, everything);
     for (segment_t *segment = heap->segments, *next; segment; segment = next) {
         next = segment->heap_next;
         if (ms_segment_is_empty(segment) && (everything || ms_segment_aged(segment)))
@@ -232,7 +266,13 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
         return span_new(heap, size_class);
     }
     if (first < 0) {
-        segment = ms_segment_create(heap);
+        /* A freed large block still cached is memory the program has not
+         * needed since: turning it into the segment keeps the process from
+         * growing (bench/frag: 65 MiB of its peak were such blocks). */
+        segment_t *cached = ms_large_cache_take_biggest();
+        segment = cached ? ms_segment_recycle(heap, cached) : NULL;
+        if (segment == NULL)
+            segment = ms_segment_create(heap);
         if (segment == NULL)
             return NULL;
         segment_push_front(heap, segment);
@@ -275,9 +315,14 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
         return;
     }
     heap->streamed = 0; /* memory comes back: the heap is not only growing */
-    if (heap_pooled(heap)) { /* nobody will reuse it soon */
+    /* Nobody will reuse it soon; or its one block is gone, and as free
+     * slices its pages serve any class, not just the next block of this
+     * one (bench/frag holds a few MiB less at its peak). */
+    if (heap_pooled(heap) || span->block_size > MS_SMALL_MAX) {
         partial_remove(heap, span);
         span_retire(heap, segment, span);
+        if (!heap_pooled(heap))
+            note_span_event(heap);
         return;
     }
     /* Forget the holes: carving again lays blocks out in address order, which

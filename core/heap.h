@@ -40,6 +40,7 @@ struct heap_s {
     unsigned current_emptied;           /* times the span being carved emptied (clock pacing) */
     ptrdiff_t streamed;                 /* bytes of small-block spans carved to their end
                                            since a span emptied, less bets (heap.c) */
+    unsigned hole_cursor;               /* class where the next purge of holes starts */
     uint64_t last_collect_ms;
     uint64_t last_event_ms;             /* last span made or emptied */
     heap_t *all_next;                   /* every heap ever made */

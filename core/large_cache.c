@@ -80,10 +80,21 @@ static unsigned choose(size_t mapped) {
     return fit != ENTRIES ? fit : smaller != ENTRIES ? smaller : bigger;
 }
 
-segment_t *ms_large_cache_take(size_t mapped) {
+/* The entry with the most bytes mapped, or ENTRIES if there is none. */
+static unsigned biggest_entry(void) {
+    unsigned biggest = ENTRIES;
+    for (unsigned i = 0; i < count; i++)
+        if (biggest == ENTRIES ||
+            entries[i].segment->mapped_size > entries[biggest].segment->mapped_size)
+            biggest = i;
+    return biggest;
+}
+
+/* The chosen entry (by choose(mapped), or the biggest), out of the cache. */
+static segment_t *take(bool biggest, size_t mapped) {
     segment_t *found = NULL;
     ms_lock(&ms_large_cache_lock);
-    unsigned best = choose(mapped);
+    unsigned best = biggest ? biggest_entry() : choose(mapped);
     if (best < ENTRIES)
         remove_at(best, &found);
     ms_unlock(&ms_large_cache_lock);
@@ -91,6 +102,10 @@ segment_t *ms_large_cache_take(size_t mapped) {
         ms_stats_add(MS_STAT_large_cached, -(int64_t)found->mapped_size);
     return found;
 }
+
+segment_t *ms_large_cache_take(size_t mapped) { return take(false, mapped); }
+
+segment_t *ms_large_cache_take_biggest(void) { return take(true, 0); }
 
 size_t ms_large_cache_collect(bool all) {
     segment_t *victims[ENTRIES];

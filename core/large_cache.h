@@ -2,8 +2,10 @@
  * short while, so a program that frees and allocates big buffers in turn
  * does not fault every page in again (a 2 MiB block is 512 page faults).
  * Bounded in count and bytes; an entry older than one collection interval
- * goes back to the OS at the next collection. A cached block is off the
- * segment map, so freeing it again is still reported. */
+ * goes back to the OS at the next collection, and a heap that needs a new
+ * segment makes it from a cached block (segment.c:ms_segment_recycle). A
+ * cached block is off the segment map, so freeing it again is still
+ * reported. */
 #ifndef MS_LARGE_CACHE_H
 #define MS_LARGE_CACHE_H
 #include <stdbool.h>
@@ -17,6 +19,9 @@ void ms_large_cache_put(segment_t *segment) MS_HIDDEN;
  * taken out of the cache; it may be smaller or bigger (the caller resizes
  * it). NULL if the cache is empty. */
 segment_t *ms_large_cache_take(size_t mapped) MS_HIDDEN;
+/* The biggest entry (the least to grow into a segment), taken out of the
+ * cache; NULL if it is empty. */
+segment_t *ms_large_cache_take_biggest(void) MS_HIDDEN;
 /* Unmaps the entries that have waited a collection interval (all of them
  * if `all`); bytes released. */
 size_t ms_large_cache_collect(bool all) MS_HIDDEN;

@@ -11,7 +11,7 @@ uint64_t ms_secure_key;
  * slack past a request is filled: a stale pointer's writes and an
  * overflow's first bytes land there, and checking whole blocks would make
  * every malloc and free read and write all of their memory. */
-#define POISON_BYTES 256
+#define POISON_BYTES MS_SECURE_POISON_MAX
 #define SLACK_BYTES 64
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }

@@ -28,6 +28,9 @@
 /* Bytes a small block gives up for its trailer: the canary, then the
  * requested size. */
 #define MS_SECURE_TRAILER (MS_SECURE ? 8u : 0u)
+/* Bytes after a hole's link and mark that the hardened build poisons (at
+ * most; fewer in a smaller block) and checks when the block goes out. */
+#define MS_SECURE_POISON_MAX 256u
 /* Bytes at the end of a segment (and after its header) that are guard
  * pages rather than blocks. */
 #define MS_SECURE_GUARD (MS_SECURE ? (size_t)MS_OS_PAGE : 0u)

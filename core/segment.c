@@ -1,5 +1,6 @@
 #include "segment.h"
 #include <stdbool.h>
+#include <string.h>
 #include "os.h"
 #include "secure.h"
 #include "stats.h"
@@ -46,11 +47,8 @@ void ms_segment_unregister(segment_t *segment) {
     set_map(segment, MS_MAP_NONE, MS_MAP_NONE);
 }
 
-segment_t *ms_segment_create(heap_t *heap) {
-    segment_t *segment = ms_os_map_aligned(MS_SEGMENT_SIZE, MS_SEGMENT_SIZE, 0);
-    if (segment == NULL)
-        return NULL;
-    /* Fresh pages are zero: every span descriptor starts "not in use". */
+/* The header is zero: every span descriptor says "not in use". */
+static segment_t *segment_init(segment_t *segment, heap_t *heap) {
     segment->heap = heap;
     segment->kind = SEGMENT_SMALL;
     segment->mapped_size = MS_SEGMENT_SIZE;
@@ -65,6 +63,31 @@ segment_t *ms_segment_create(heap_t *heap) {
     }
     ms_segment_register(segment);
     ms_stats_add(MS_STAT_segments, 1);
+    return segment;
+}
+
+segment_t *ms_segment_create(heap_t *heap) {
+    segment_t *segment = ms_os_map_aligned(MS_SEGMENT_SIZE, MS_SEGMENT_SIZE, 0);
+    if (segment == NULL)
+        return NULL;
+    return segment_init(segment, heap); /* fresh pages are zero */
+}
+
+segment_t *ms_segment_recycle(heap_t *heap, segment_t *old) {
+    size_t size = old->mapped_size;
+    segment_t *segment = old;
+    if (size != MS_SEGMENT_SIZE && !ms_os_resize_in_place(old, size, MS_SEGMENT_SIZE))
+        segment = ms_os_move_aligned(old, size, MS_SEGMENT_SIZE, MS_SEGMENT_SIZE);
+    if (segment == NULL) {
+        ms_os_unmap(old, size);
+        return NULL;
+    }
+    memset(segment, 0, MS_SEGMENT_HEADER_SIZE);
+    /* The rest of slice 0 never holds blocks; the others keep whatever the
+     * old block left resident until a span takes them or a purge. */
+    ms_os_purge((char *)segment + MS_SEGMENT_HEADER_SIZE, MS_SLICE_SIZE - MS_SEGMENT_HEADER_SIZE);
+    segment = segment_init(segment, heap);
+    segment->dirty_slices = ~(uint64_t)1;
     return segment;
 }
 

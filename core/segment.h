@@ -59,6 +59,11 @@ static inline size_t ms_segment_room(unsigned first, unsigned count) {
 
 /* Maps a small segment for heap, on the chain; NULL with errno on failure. */
 segment_t *ms_segment_create(heap_t *heap) MS_HIDDEN;
+/* The same from a mapping that held a freed large block (large_cache.c),
+ * 4 MiB-aligned, resized to a segment: its resident pages serve spans
+ * instead of being unmapped while a new segment faults fresh ones. NULL
+ * (old unmapped) if it cannot be resized. */
+segment_t *ms_segment_recycle(heap_t *heap, segment_t *old) MS_HIDDEN;
 /* Puts a freshly mapped segment (small or large) on the chain and the map. */
 void ms_segment_register(segment_t *segment) MS_HIDDEN;
 /* Takes a segment off the map and the chain; the caller unmaps it. */

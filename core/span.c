@@ -1,5 +1,6 @@
 #include "span.h"
 #include <stdbool.h>
+#include "os.h"
 #include "secure.h"
 #include "size_class.h"
 #include "stats.h"
@@ -101,4 +102,59 @@ bool ms_span_has_hole(const span_t *span, const block_t *block) {
         if (b == block)
             return true;
     return false;
+}
+
+void ms_span_trim_block(void *block, size_t block_size, size_t size) {
+    uintptr_t from = ((uintptr_t)block + size + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    uintptr_t to = ((uintptr_t)block + block_size) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    if (from < to)
+        ms_os_purge((void *)from, to - from);
+}
+
+/* ---- the pages inside holes ----
+ *
+ * A hole keeps its link and freed mark (and the hardened build's poison,
+ * checked when it goes out again) in its first bytes; past them a word
+ * records what the collections did with the hole. The pages past that
+ * word's page are unused until the block goes out again, and then read as
+ * zero, which calloc wants anyway. Only this file writes the word; a live
+ * block that happens to hold the "purged" value keeps its pages, which
+ * costs memory, never correctness. The value depends on the hole's address
+ * and size, so a block of another class laid over an old hole does not
+ * inherit its mark. */
+#define HOLE_MARK_AT (sizeof(block_t) + (MS_SECURE ? MS_SECURE_POISON_MAX : 0))
+#define HOLE_SEEN 0x5ee1c0ffee5ee1c1ull
+#define HOLE_PURGED 0x9b1d0dd5a5a5e11dull
+
+static uintptr_t hole_mark(const block_t *hole, size_t block_size, uint64_t state) {
+    return ((uintptr_t)hole ^ state) * 0x9e3779b97f4a7c15ull + block_size;
+}
+
+size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
+                           ms_hole_budget_t *budget) {
+    size_t block_size = span->block_size, purged = 0;
+    for (block_t *hole = span->free; hole && budget->visits && budget->purges;
+         hole = ms_link_code(hole->next, hole)) {
+        /* A corrupted link is left for malloc to report (heap.c:next_hole);
+         * never write through it. */
+        if (!ms_span_is_block_start(segment, span, hole))
+            break;
+        budget->visits--;
+        uintptr_t *mark = (uintptr_t *)((char *)hole + HOLE_MARK_AT);
+        uintptr_t from = ((uintptr_t)(mark + 1) + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1);
+        uintptr_t to = ((uintptr_t)hole + block_size) & ~(uintptr_t)(MS_OS_PAGE - 1);
+        if (from >= to || *mark == hole_mark(hole, block_size, HOLE_PURGED))
+            continue;
+        if (!everything && *mark != hole_mark(hole, block_size, HOLE_SEEN)) {
+            *mark = hole_mark(hole, block_size, HOLE_SEEN);
+            continue;
+        }
+        ms_os_purge((void *)from, to - from);
+        *mark = hole_mark(hole, block_size, HOLE_PURGED);
+        budget->purges--;
+        purged += to - from;
+    }
+    if (purged)
+        ms_stats_add(MS_STAT_hole_bytes_purged, (int64_t)purged);
+    return purged;
 }

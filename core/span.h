@@ -44,6 +44,30 @@ static inline bool ms_span_is_block_start(segment_t *segment, const span_t *span
            offset * span->block_magic < span->carved_limit;
 }
 
+/* Work left for one round of ms_span_purge_holes over many spans. */
+typedef struct {
+    unsigned visits;  /* holes looked at */
+    unsigned purges;  /* madvise calls */
+} ms_hole_budget_t;
+
+/* Gives back the whole OS pages inside span's holes (on its free list)
+ * past the page holding each hole's link and mark, while the budget lasts.
+ * A hole is purged once: at once when everything, else when a previous
+ * call already saw it as a hole (its mark says which). Bytes purged. Only
+ * by the span's owner (or under its heap's lock). */
+size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
+                           ms_hole_budget_t *budget) MS_HIDDEN;
+/* Can a hole of this block size hold a whole page past its first one?
+ * (From 8 KiB always, above 4 KiB depending on where it starts.) */
+static inline bool ms_span_holes_purgeable(size_t block_size) {
+    return block_size > MS_OS_PAGE;
+}
+
+/* A block of a class with one block per span (above MS_SMALL_MAX) going
+ * out for a request of `size` bytes: the pages past the request may still
+ * be resident from a bigger request before; they go back to the OS. */
+void ms_span_trim_block(void *block, size_t block_size, size_t size) MS_HIDDEN;
+
 /* Is block already a hole on span's free list? Linear; only called to
  * confirm a suspected double free. */
 bool ms_span_has_hole(const span_t *span, const block_t *block) MS_HIDDEN;

@@ -634,6 +634,76 @@ static void test_first_carve(void) {
     ms_free(one, "free");
 }
 
+/* When the heap needs a new segment while a freed large block sits in the
+ * large-block cache, the cached mapping becomes the segment: the process
+ * does not grow by a fresh segment while holding memory nobody uses. */
+static void test_recycle_cached_large(void) {
+    ms_heap_trim_all();
+    unsigned char *big = ms_alloc(h, 3 * MiB, 0);
+    segment_t *old = big ? ms_segment_of(big) : NULL;
+    size_t old_mapped = old ? old->mapped_size : 0;
+    if (big)
+        memset(big, 0x5a, 3 * MiB);
+    ms_free(big, "test");
+    /* No collection for a while: it would unmap the cached block. */
+    h->last_collect_ms = ms_host_now_ms();
+    ms_stats_t s0 = stats();
+    CHECK("recycle: the freed large block is cached", big && s0.large_cached == old_mapped);
+    enum { N = 64 };
+    unsigned char *blocks[N];
+    int n = 0, grew = 0, written = 1;
+    ms_stats_t s1 = s0;
+    while (n < N && !grew) {
+        blocks[n] = ms_alloc(h, MiB, 0);
+        if (blocks[n] == NULL)
+            break;
+        memset(blocks[n], n + 1, MiB);
+        n++;
+        s1 = stats();
+        grew = s1.segments > s0.segments;
+    }
+    CHECK("recycle: the heap needed a new segment", grew);
+    CHECK("recycle: the cached block went into it, not back to the OS",
+          s1.large_cached == 0 && s1.os_unmaps == s0.os_unmaps);
+    CHECK("recycle: mapped grew only by what the mapping lacked of a segment",
+          s1.bytes_mapped - s0.bytes_mapped == MS_SEGMENT_SIZE - old_mapped);
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < MiB; k += 4096)
+            written &= blocks[i][k] == (unsigned char)(i + 1);
+    CHECK("recycle: blocks from every segment hold their contents", written);
+    for (int i = 0; i < n; i++)
+        ms_free(blocks[i], "test");
+    ms_heap_trim_all();
+}
+
+/* Blocks above MS_SMALL_MAX have a span each: freed, its slices go back
+ * at once for any class to use (unless it is the span being carved), and
+ * a block handed out again for a smaller request keeps no resident pages
+ * past the request. */
+static void test_single_block_spans(void) {
+    unsigned char *a = ms_alloc(h, 2 * MiB, 0);
+    unsigned char *b = ms_alloc(h, 2 * MiB, 0);
+    CHECK("single: two 2 MiB blocks from spans", a && b && span_of(a) && span_of(b) &&
+                                                     span_of(a) != span_of(b));
+    ms_free(a, "test");
+    CHECK("single: a freed block's span is retired at once", span_of(a) == NULL);
+    memset(b, 0x42, 2 * MiB);
+    ms_free(b, "test"); /* the span being carved: kept for the next one */
+    /* The smallest request of the 2 MiB class, a page-aligned one. */
+    size_t smaller = (ms_size_class_size(ms_size_class_of(2 * MiB) - 1) + 4096) & ~(size_t)4095;
+    size_t pages = (2 * MiB - smaller) / 4096;
+    unsigned char *c = ms_alloc(h, smaller, 0);
+    unsigned char vec[256];
+    int gone = c == b && pages > 0 && pages <= sizeof vec &&
+               mincore(c + smaller, pages * 4096, vec) == 0;
+    for (size_t i = 0; gone && i < pages; i++)
+        gone = !(vec[i] & 1);
+    CHECK("single: reused for a smaller request, its pages past the request go", gone);
+    CHECK("single: the request's own pages are left alone", c && c[4096] == 0x42 &&
+                                                              c[smaller - 1] == 0x42);
+    ms_free(c, "test");
+}
+
 int main(void) {
     TEST_BEGIN("heap");
     h = ms_heap_acquire();
@@ -656,6 +726,8 @@ int main(void) {
     test_populate();
     test_same_round_twice();
     test_first_carve();
+    test_recycle_cached_large();
+    test_single_block_spans();
 
     size_t heaps = 0;
     ms_heap_walk(count_heap, &heaps);
