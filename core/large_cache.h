@@ -19,8 +19,9 @@ void ms_large_cache_put(segment_t *segment) MS_HIDDEN;
  * taken out of the cache; it may be smaller or bigger (the caller resizes
  * it). NULL if the cache is empty. */
 segment_t *ms_large_cache_take(size_t mapped) MS_HIDDEN;
-/* The biggest entry (the least to grow into a segment), taken out of the
- * cache; NULL if it is empty. */
+/* The biggest entry of at most two segments' size (the least to grow into
+ * a segment, and little to unmap), taken out of the cache; NULL if there is
+ * none. */
 segment_t *ms_large_cache_take_biggest(void) MS_HIDDEN;
 /* Unmaps the entries that have waited a collection interval (all of them
  * if `all`); bytes released. */
