@@ -11,7 +11,7 @@
  * vm.max_map_count, leaving the rest to the program. Blocks up to 2 MiB from
  * malloc live in the ordinary 4 MiB segments, several to a segment, so the
  * 3000 live at once must add no more than a few hundred mappings (one per
- * block would be 3000). A block realloc grows past 256 KiB gets a mapping of
+ * block would be 3000). A block realloc grows past 128 KiB gets a mapping of
  * its own (mremap then resizes it without copying), so the realloc phase
  * adds about one per grown block. The counts are printed either way. Every
  * block is checked at the end.

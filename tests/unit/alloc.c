@@ -417,8 +417,8 @@ static int mapped_alone(const void *p) {
 }
 
 /* Medium blocks (256 KiB .. 2 MiB) come from spans when asked for fresh;
- * realloc growing past 256 KiB gives a mapping of its own (mremap grows it
- * on without copying), shrinking stays in the spans. */
+ * realloc growing past 128 KiB gives a mapping of its own (mremap grows it
+ * on without copying), shrinking out of its class stays in the spans. */
 static void test_realloc_medium(void) {
     unsigned char *p = ms_alloc(h, MiB, 0);
     CHECK("medium: a fresh 1 MiB block lives in a span, usable 1 MiB",
@@ -431,7 +431,7 @@ static void test_realloc_medium(void) {
     CHECK("medium: realloc growing it moves to a block mapped alone, contents kept",
           mapped_alone(q) && q[0] == 0x6b && q[MiB - 1001] == 0x6b);
     unsigned char *r = ms_realloc(h, q, 300 * KiB);
-    CHECK("large: realloc shrinking above 256 KiB stays mapped alone", mapped_alone(r));
+    CHECK("large: realloc shrinking above 128 KiB stays mapped alone", mapped_alone(r));
     ms_free(r, "free");
 
     unsigned char *m = ms_alloc(h, 2 * MiB, 0);
@@ -442,11 +442,13 @@ static void test_realloc_medium(void) {
               n[300 * KiB - 1] == 0x2d);
     ms_free(n, "free");
 
-    unsigned char *b = ms_alloc(h, 200 * KiB, 0);
-    memset(b, 0x11, 200 * KiB);
-    unsigned char *g = ms_realloc(h, b, 300 * KiB);
-    CHECK("small: realloc growing past 256 KiB gets a block mapped alone, contents kept",
-          mapped_alone(g) && g[0] == 0x11 && g[200 * KiB - 1] == 0x11);
+    unsigned char *b = ms_alloc(h, 100 * KiB, 0);
+    memset(b, 0x11, 100 * KiB);
+    unsigned char *w = ms_realloc(h, b, 120 * KiB);
+    CHECK("small: realloc growing to 120 KiB stays in the spans", in_span(w) && w[0] == 0x11);
+    unsigned char *g = ms_realloc(h, w, 130 * KiB);
+    CHECK("small: realloc growing past 128 KiB gets a block mapped alone, contents kept",
+          mapped_alone(g) && g[0] == 0x11 && g[100 * KiB - 1] == 0x11);
     ms_free(g, "free");
 }
 
