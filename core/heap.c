@@ -175,8 +175,8 @@ static size_t segment_release(heap_t *heap, segment_t *segment) {
 
 /* The holes of the classes whose blocks can hold a whole page past their
  * first one, starting after the class where the previous collection ran out
- * of budget. The span being carved
- * is hot while the heap is busy: its holes are taken only when quiet. */
+ * of budget. The span being carved is hot while the heap is busy: its holes
+ * are taken only when quiet. */
 static size_t purge_holes(heap_t *heap, bool everything) {
     ms_hole_budget_t budget = {HOLE_VISITS_MAX, HOLE_PURGES_MAX};
     size_t purged = 0;
