@@ -704,6 +704,51 @@ static void test_single_block_spans(void) {
     ms_free(c, "test");
 }
 
+/* ---- 11. a span that fills up rejoins its class's list at the end: the
+ * next span malloc picks is the one that has gathered holes longest, not
+ * the one that just got its first (which would send malloc back to the
+ * slow path after a single block) ---- */
+#define FIFO_SIZE 3000 /* a class no other test uses: 21 blocks per span */
+#define FIFO_BLOCKS 400
+static void *fifo_blocks[FIFO_BLOCKS];
+
+static uintptr_t slice_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)(MS_SLICE_SIZE - 1); }
+
+static void test_partial_fifo(void) {
+    for (int i = 0; i < FIFO_BLOCKS; i++)
+        fifo_blocks[i] = ms_alloc(h, FIFO_SIZE, 0);
+    /* Two spans filled before the one being carved now: the first block
+     * allocated lies in one, the block after its span's last in another. */
+    void *last = fifo_blocks[FIFO_BLOCKS - 1];
+    int a = 0, b = -1;
+    for (int i = 1; i < FIFO_BLOCKS && b < 0; i++)
+        if (slice_of(fifo_blocks[i]) != slice_of(fifo_blocks[a]) &&
+            slice_of(fifo_blocks[i]) != slice_of(last))
+            b = i;
+    CHECK("fifo: blocks fill two spans before the current one",
+          b > 0 && slice_of(fifo_blocks[a]) != slice_of(last));
+    if (b < 0)
+        return;
+    void *first_freed = fifo_blocks[a], *second_freed = fifo_blocks[b];
+    ms_free(first_freed, "free"); /* its span rejoins the list first */
+    ms_free(second_freed, "free");
+    /* Use up the span being carved; the next block comes from a listed one. */
+    static void *held[FIFO_BLOCKS];
+    void *seen = NULL;
+    int n = 0;
+    while (n < FIFO_BLOCKS && seen == NULL) {
+        void *p = held[n++] = ms_alloc(h, FIFO_SIZE, 0);
+        if (p == first_freed || p == second_freed)
+            seen = p;
+    }
+    CHECK("fifo: malloc takes the span relisted first", seen == first_freed);
+    for (int i = 0; i < n; i++)
+        ms_free(held[i], "free");
+    for (int i = 0; i < FIFO_BLOCKS; i++)
+        if (i != a && i != b)
+            ms_free(fifo_blocks[i], "free");
+}
+
 int main(void) {
     TEST_BEGIN("heap");
     h = ms_heap_acquire();
@@ -723,6 +768,7 @@ int main(void) {
     test_adopt();
     test_pooled_free();
     test_release_race();
+    test_partial_fifo();
     test_populate();
     test_same_round_twice();
     test_first_carve();
