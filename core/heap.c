@@ -405,6 +405,25 @@ static span_t *resident_first(heap_t *heap, span_t *span) {
     return other;
 }
 
+/* span has no hole left and would carve blocks it never had out, while the
+ * span at the head of the list has holes: those go first, and span waits
+ * at the end of the list with its uncarved rest (still the owner's: its
+ * frees stay on the fast path). Carving first let each class grow past the
+ * most blocks it ever had out, by the holes scattered over its other spans
+ * (churn: 424 KiB of holes for 1.2 MiB in use). A span carved whole once
+ * carves resident pages, so it carves on. */
+static span_t *holes_first(heap_t *heap, span_t *span) {
+    span_t *other = heap->partial[span->size_class];
+    if (span->whole || other == NULL || other->free == NULL)
+        return NULL;
+    partial_remove(heap, other);
+    heap->empty_spans -= other->used == 0;
+    other->aged = 0;
+    heap->empty_spans += span->used == 0;
+    partial_push(heap, span);
+    return other;
+}
+
 static void *heap_alloc(heap_t *heap, unsigned size_class) {
     span_t *span = heap->alloc_span[size_class];
     for (;;) {
@@ -423,6 +442,8 @@ static void *heap_alloc(heap_t *heap, unsigned size_class) {
         }
         if (span != &ms_span_empty) {
             span_t *resident = span->whole ? NULL : resident_first(heap, span);
+            if (resident == NULL)
+                resident = holes_first(heap, span);
             if (resident) {
                 set_alloc_span(heap, size_class, resident);
                 span = resident;

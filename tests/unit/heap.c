@@ -749,6 +749,37 @@ static void test_partial_fifo(void) {
             ms_free(fifo_blocks[i], "free");
 }
 
+/* ---- 12. a freed block of its class is handed out again before the span
+ * being carved carves more: a class does not grow past the most blocks it
+ * ever had out while holes wait in its other spans ---- */
+#define HOLES_SIZE 2600 /* a class of its own: 2816 bytes, 23 blocks per span */
+#define HOLES_BLOCKS 40 /* one full span and part of a second */
+
+static void test_holes_before_carving(void) {
+    static void *b[HOLES_BLOCKS];
+    for (int i = 0; i < HOLES_BLOCKS; i++)
+        b[i] = ms_alloc(h, HOLES_SIZE, 0);
+    span_t *current = h->alloc_span[ms_size_class_of(HOLES_SIZE)];
+    void *freed = b[0];
+    CHECK("holes: the first block's span is full, another is being carved",
+          slice_of(freed) != slice_of(b[HOLES_BLOCKS - 1]) &&
+              ms_span_start(ms_segment_base(current), current) == (char *)slice_of(b[HOLES_BLOCKS - 1]));
+    ms_free(freed, "free");
+    uint32_t carved = current->carved_end;
+    static void *more[HOLES_BLOCKS];
+    int n = 0, back = 0;
+    while (n < HOLES_BLOCKS && !back) {
+        more[n] = ms_alloc(h, HOLES_SIZE, 0);
+        back = more[n++] == freed;
+    }
+    CHECK("holes: the freed block comes back before the current span carves more",
+          back && current->carved_end == carved);
+    for (int i = 0; i < n; i++)
+        ms_free(more[i], "free");
+    for (int i = 1; i < HOLES_BLOCKS; i++)
+        ms_free(b[i], "free");
+}
+
 int main(void) {
     TEST_BEGIN("heap");
     h = ms_heap_acquire();
@@ -769,6 +800,7 @@ int main(void) {
     test_pooled_free();
     test_release_race();
     test_partial_fifo();
+    test_holes_before_carving();
     test_populate();
     test_same_round_twice();
     test_first_carve();
