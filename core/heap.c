@@ -393,16 +393,22 @@ static void drain_remote(heap_t *heap) {
  * never come back, so it stays. Only for empty spans: under churn, spans
  * with holes and blocks out would trade places on every batch, each trade
  * costing a slow free. */
+/* A listed span, off its list to be malloc's next: it counts no longer as
+ * an empty span kept for reuse, nor as aged. */
+static span_t *partial_take(heap_t *heap, span_t *span) {
+    partial_remove(heap, span);
+    heap->empty_spans -= span->used == 0;
+    span->aged = 0;
+    return span;
+}
+
 static span_t *resident_first(heap_t *heap, span_t *span) {
     span_t *other = heap->partial[span->size_class];
     if (span->used == 0 || other == NULL || !other->whole || other->used != 0)
         return NULL;
-    partial_remove(heap, other);
-    heap->empty_spans--;
-    other->aged = 0;
     span->full = 1;
     span->local_key = 0;
-    return other;
+    return partial_take(heap, other);
 }
 
 /* span has no hole left and would carve blocks it never had out, while the
@@ -416,9 +422,7 @@ static span_t *holes_first(heap_t *heap, span_t *span) {
     span_t *other = heap->partial[span->size_class];
     if (span->whole || other == NULL || other->free == NULL)
         return NULL;
-    partial_remove(heap, other);
-    heap->empty_spans -= other->used == 0;
-    other->aged = 0;
+    partial_take(heap, other);
     heap->empty_spans += span->used == 0;
     partial_push(heap, span);
     return other;
@@ -460,9 +464,7 @@ static void *heap_alloc(heap_t *heap, unsigned size_class) {
         }
         span = heap->partial[size_class];
         if (span) {
-            partial_remove(heap, span);
-            heap->empty_spans -= span->used == 0;
-            span->aged = 0;
+            partial_take(heap, span);
         } else if ((span = span_new(heap, size_class)) == NULL) {
             set_alloc_span(heap, size_class, &ms_span_empty); /* never a full span */
             return NULL;

@@ -32,8 +32,8 @@ struct heap_s {
     uintptr_t thread_id;                /* owner; 0 while pooled */
     _Atomic(block_t *) remote_free;     /* pushed by other threads, drained by the owner */
     _Atomic int abandoned;              /* 1 while pooled: remote frees drain it themselves */
-    span_t *partial[MS_CLASS_COUNT];    /* spans other than alloc_span with holes, */
-    span_t *partial_last[MS_CLASS_COUNT]; /* oldest first (see partial_push) */
+    span_t *partial[MS_CLASS_COUNT];    /* spans other than alloc_span with holes or */
+    span_t *partial_last[MS_CLASS_COUNT]; /* uncarved room, oldest first (partial_push) */
     segment_t *segments;                /* this heap's small segments */
     unsigned empty_segments;            /* segments kept mapped with every slice free */
     unsigned empty_spans;               /* listed spans with nothing in use, kept for reuse */
