@@ -193,7 +193,7 @@ static void *large_resize_slow(heap_t *heap, segment_t *segment, void *p, size_t
 void *ms_realloc_as(heap_t *heap, void *p, size_t size, const char *caller) {
     block_home_t home;
     if (!find_block(p, &home) ||
-        (home.span && ((block_t *)p)->freed_mark == (uintptr_t)home.span))
+        (home.span && ms_span_block_free(home.segment, home.span, (block_t *)p)))
         ms_host_fatal(caller, "invalid pointer", p);
     heap = ms_explicit_heap_of(home.segment, heap); /* a block stays in its explicit heap */
     size_t usable;

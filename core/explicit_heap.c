@@ -41,11 +41,12 @@ static void walk_live(heap_t *heap, void (*visit)(void *, void *), void *arg) {
             span_t *span = &segment->spans[i];
             if (span->block_size == 0)
                 continue;
-            /* Every hole carries the mark (ms_span_carve, heap.c:span_take_back);
-             * a block in use has had it cleared, and no remote list holds any. */
+            /* Every hole carries the mark (ms_span_carve, heap.c:span_take_back)
+             * or lies on a parked page; a block in use has had the mark
+             * cleared, and no remote list holds any. */
             char *start = ms_span_start(segment, span);
             for (uint32_t at = 0; at < span->carved_end; at += span->block_size)
-                if (((block_t *)(start + at))->freed_mark != (uintptr_t)span)
+                if (!ms_span_block_free(segment, span, (block_t *)(start + at)))
                     visit(start + at, arg);
         }
     for (segment_t *segment = heap->large; segment; segment = segment->heap_next)

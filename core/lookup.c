@@ -79,10 +79,12 @@ static void lookup_small(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
         return;
     }
     block_t *block = (block_t *)out->block;
-    bool marked = MS_PEEK(block->freed_mark) == (uintptr_t)span;
+    /* A hole on a parked page is not on any list, and its page is gone. */
+    bool parked = ms_span_block_parked(segment, span, block);
+    bool marked = parked || MS_PEEK(block->freed_mark) == (uintptr_t)span;
     heap_t *mine = ms_heap_tls;
     out->exact = segment->heap == mine && mine != &ms_heap_empty;
-    if (marked && out->exact)
+    if (marked && !parked && out->exact)
         marked = on_own_lists(mine, span, block);
     out->state = marked ? MS_LOOKUP_FREE : MS_LOOKUP_IN_USE;
     /* The hardened build records the request in the block's trailer, and

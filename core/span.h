@@ -18,12 +18,19 @@ static inline char *ms_span_start(segment_t *segment, const span_t *span) {
     return ms_segment_slice_base(segment, span);
 }
 
-/* Back to "nothing carved" (only when nothing is in use): the holes are
- * dropped and the block test rejects every address until carving again. */
-static inline void ms_span_reset(span_t *span) {
+/* Drops the record of span's parked pages (their memory is given back
+ * already) and of its free pages; true if it had parked pages. */
+bool ms_span_forget_parked(segment_t *segment, span_t *span) MS_HIDDEN;
+
+/* Back to "nothing carved" (only when nothing is in use): the holes, parked
+ * ones too, are dropped and the block test rejects every address until
+ * carving again. A span with pages given back is no longer all resident. */
+static inline void ms_span_reset(segment_t *segment, span_t *span) {
     span->free = NULL;
     span->carved_end = 0;
     span->carved_limit = 0;
+    if (ms_span_forget_parked(segment, span))
+        span->whole = 0;
 }
 
 /* Threads up to a batch of never-used blocks onto span->free. Returns how
@@ -50,17 +57,27 @@ typedef struct {
     unsigned purges;  /* madvise calls */
 } ms_hole_budget_t;
 
-/* Gives back the whole OS pages inside span's holes (on its free list)
- * past the page holding each hole's link and mark, while the budget lasts.
- * A hole is purged once: at once when everything, else when a previous
- * call already saw it as a hole (its mark says which). Bytes purged. Only
- * by the span's owner (or under its heap's lock). */
+/* Gives back the OS pages of span that hold only holes, while the budget
+ * lasts: the holes on them are parked (span.c) and the pages' bits set in
+ * segment->parked_pages. Also the pages past the carved blocks of a span
+ * carved whole before. Pages go at once when everything, else when the
+ * previous call saw them free already. Bytes purged. Only by the span's
+ * owner (or under its heap's lock), which must then keep the span off
+ * free's fast path (local_key 0) while ms_span_has_parked. */
 size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
                            ms_hole_budget_t *budget) MS_HIDDEN;
-/* Can a hole of this block size hold a whole page past its first one?
- * (From 8 KiB always, above 4 KiB depending on where it starts.) */
-static inline bool ms_span_holes_purgeable(size_t block_size) {
-    return block_size > MS_OS_PAGE;
+/* Does span have parked holes? Is this carved block one of them? */
+bool ms_span_has_parked(const segment_t *segment, const span_t *span) MS_HIDDEN;
+bool ms_span_block_parked(const segment_t *segment, const span_t *span,
+                          const void *block) MS_HIDDEN;
+/* Threads the parked holes of the lowest run of parked pages (about a
+ * carving batch) back onto span->free. Returns how many; 0 if none. */
+unsigned ms_span_unpark(segment_t *segment, span_t *span) MS_HIDDEN;
+/* Is block a hole? Its mark says so, or its page was given back with it. */
+static inline bool ms_span_block_free(const segment_t *segment, const span_t *span,
+                                      const block_t *block) {
+    return ms_span_block_parked(segment, span, block) ||
+           __atomic_load_n(&block->freed_mark, __ATOMIC_RELAXED) == (uintptr_t)span;
 }
 
 /* A block of a class with one block per span (above MS_SMALL_MAX) going

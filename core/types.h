@@ -106,6 +106,11 @@ typedef struct segment_s {
     uint64_t used_slices;         /* bit i: slice i belongs to a span (bit 0: header) */
     uint64_t dirty_slices;        /* bit i: free slice whose pages may be resident */
     uint64_t aging_slices;        /* bit i: free and resident at the last collection */
+    /* Small segments, one bit per OS page (span.c): pages given back whole
+     * with the holes on them off their span's free list, and pages found
+     * free at the previous collection of holes. */
+    uint64_t parked_pages[MS_SEGMENT_SIZE / MS_OS_PAGE / 64];
+    uint64_t quiet_pages[MS_SEGMENT_SIZE / MS_OS_PAGE / 64];
     void *large_block;            /* large segments: the one block */
     size_t large_requested;       /* its requested size (hardened build only) */
     uint8_t kind;

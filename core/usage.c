@@ -129,7 +129,7 @@ static void view_span(segment_t *segment, const span_reading_t *r, ms_span_view_
     uint32_t last = 0;
     for (size_t k = 0; k < r->carved; k++) {
         block_t *block = (block_t *)(r->start + k * r->block_size);
-        bool hole = MS_PEEK(block->freed_mark) == (uintptr_t)head;
+        bool hole = ms_span_block_free(segment, head, block);
         hole ? v->holes++ : v->in_use++;
         run_add(v, &last, hole ? MS_RUN_HOLE : MS_RUN_IN_USE, 1);
     }

@@ -1,11 +1,12 @@
-/* Freed medium blocks in spans that are still in use give their pages back.
+/* Freed blocks in spans that are still in use give their pages back.
  *
  * A program frees most of many 40 KiB blocks but keeps a few scattered
  * ones, so no span empties and the slices cannot go back whole. After the
  * heap has been quiet for a while and then does something again (here:
- * blocks of another class, which make new spans), the pages inside the
- * freed blocks must no longer be resident (mincore), except the first
- * one of each, which holds the free-list link. The live blocks keep their
+ * blocks of another class, which make new spans), the pages of the freed
+ * blocks must no longer be resident (mincore), their first ones, which
+ * held the free-list links, too; and the same for small blocks: a page
+ * that holds no live block goes. The live blocks keep their
  * contents and their pages; the freed blocks are handed out again, read as
  * zero from calloc, hold new contents and free without complaint (the
  * hardened build checks its poison when they go out again).
@@ -40,10 +41,9 @@ static void on_alarm(int sig) {
  * different places. */
 static int kept(int i) { return i % 7 == 3; }
 
-/* The pages of p's block past its first page and a safe margin for the
- * link, mark and poison: [first, end). */
+/* The pages wholly inside p's block: [first, end). */
 static void interior(const void *p, uintptr_t *first, uintptr_t *end) {
-    *first = ((uintptr_t)p + 512 + PAGE - 1) & ~(PAGE - 1);
+    *first = ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
     *end = ((uintptr_t)p + SIZE) & ~(PAGE - 1);
 }
 
@@ -73,6 +73,67 @@ static void activity(void) {
         q[i] = malloc(7000);
     for (int i = 0; i < 64; i++)
         free(q[i]);
+}
+
+/* 200-byte blocks, one in 64 kept: the pages that hold none of the kept
+ * ones go back, the others keep their blocks. */
+#define SMALL_N 16384
+#define SMALL_SIZE 200
+static void small_blocks(void) {
+    static unsigned char *s[SMALL_N];
+    int allocated = 1;
+    for (int i = 0; i < SMALL_N; i++) {
+        s[i] = malloc(SMALL_SIZE);
+        allocated &= s[i] != NULL;
+        if (s[i])
+            fill(s[i], SMALL_SIZE, (uint64_t)i);
+    }
+    CHECK("small blocks allocated", allocated);
+    if (!allocated)
+        return;
+    for (int i = 0; i < SMALL_N; i++)
+        if (i % 64 != 7)
+            free(s[i]);
+    pause_ms(250);
+    activity();
+    /* A page is "free" if no kept block touches it. */
+    long free_pages = 0, free_resident = 0;
+    int intact_kept = 1;
+    for (int i = 0; i < SMALL_N; i++) {
+        if (i % 64 == 7) {
+            intact_kept &= intact(s[i], SMALL_SIZE, (uint64_t)i);
+            continue;
+        }
+        uintptr_t page = (uintptr_t)s[i] & ~(PAGE - 1);
+        int touched = 0;
+        for (int j = 7; j < SMALL_N; j += 64) {
+            uintptr_t from = (uintptr_t)s[j] & ~(PAGE - 1);
+            uintptr_t to = ((uintptr_t)s[j] + SMALL_SIZE - 1) & ~(PAGE - 1);
+            touched |= page >= from && page <= to;
+        }
+        if (touched || (i > 0 && page == ((uintptr_t)s[i - 1] & ~(PAGE - 1))))
+            continue; /* kept nearby, or this page was looked at already */
+        free_pages++;
+        free_resident += resident(page, page + PAGE) != 0;
+    }
+    CHECK("small: most of the pages are free of kept blocks", free_pages > SMALL_N / 40);
+    /* Bar one: where the span being carved stops, blocks not carved yet
+     * share the page with the holes. */
+    CHECK("small: no page free of kept blocks is resident", free_resident <= 1);
+    CHECK("small: the kept blocks keep their contents", intact_kept);
+    int reused = 1;
+    for (int i = 0; i < SMALL_N; i++)
+        if (i % 64 != 7) {
+            s[i] = malloc(SMALL_SIZE);
+            reused &= s[i] != NULL;
+            if (s[i])
+                fill(s[i], SMALL_SIZE, (uint64_t)i + 7);
+        }
+    for (int i = 0; i < SMALL_N; i++)
+        reused &= s[i] && intact(s[i], SMALL_SIZE, (uint64_t)i + (i % 64 == 7 ? 0 : 7));
+    CHECK("small: the freed blocks come back, the kept ones intact beside them", reused);
+    for (int i = 0; i < SMALL_N; i++)
+        free(s[i]);
 }
 
 int main(void) {
@@ -171,6 +232,9 @@ int main(void) {
             in_holes += resident(first, end);
     }
     CHECK("holes freed again give their pages back again", in_holes == 0);
+
+    step = "small blocks";
+    small_blocks();
 
     step = "freeing everything";
     for (int i = 0; i < N; i++)
