@@ -12,7 +12,7 @@
     X(bytes_mapped, "bytes mapped now")                                         \
     X(bytes_mapped_peak, "most bytes mapped at once")                           \
     X(bytes_purged, "bytes handed back with madvise")                           \
-    X(hole_bytes_purged, "of those, pages inside holes of spans in use")        \
+    X(hole_bytes_purged, "of those, pages of holes in spans in use")            \
     X(bytes_populated, "bytes faulted in ahead of use (huge pages where given)") \
     X(segments, "small segments live")                                          \
     X(large_blocks, "large blocks live")                                        \

@@ -14,8 +14,9 @@
  *             slice, so free() finds it from the address alone.
  *   block     what malloc returns. A free block holds the free-list link in
  *             its first word and a "freed" mark in its second word.
- *   hole      a free block (MeMS's word): on its span's free list or on a
- *             heap's remote list.
+ *   hole      a free block (MeMS's word): on its span's free list, on a
+ *             heap's remote list, or parked: off the list, its pages given
+ *             back to the OS (span.c).
  *   size class  a block size; classes grow in quarter steps (size_class.c).
  *   heap      the per-thread allocator state (heap.c): the span being carved
  *             for each class and the spans that still have holes. A heap
