@@ -158,6 +158,45 @@ static void double_free_small(void) {
     free(p);
     free(launder(p));
 }
+/* 16 KiB blocks, all but the first freed; after a quiet spell the next
+ * span made collects, and the pages of the holes beside the first go back
+ * to the OS with the holes' links and marks: a hole there, still a block
+ * of a span in use, is what is misused. */
+static char *parked_hole(void) {
+    enum { N = 32 };
+    char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = malloc(16384);
+        if (p[i] == NULL) _exit(3);
+        memset(p[i], 1, 16384);
+    }
+    /* A hole beside p[0]: in its span (8 blocks), which p[0] keeps. */
+    char *hole = NULL;
+    for (int i = 1; i < N && !hole; i++)
+        if (p[i] > p[0] && p[i] < p[0] + 8 * 16384)
+            hole = p[i];
+    if (hole == NULL) _exit(5);
+    for (int i = 1; i < N; i++)
+        free(p[i]);
+    struct timespec t = {0, 250 * 1000 * 1000};
+    nanosleep(&t, NULL);
+    void *q[64];
+    for (int i = 0; i < 64; i++)
+        q[i] = malloc(7000);
+    for (int i = 0; i < 64; i++)
+        free(q[i]);
+    return hole;
+}
+static void double_free_parked(void) {
+    char *p = parked_hole();
+    report(p);
+    free(launder(p));
+}
+static void realloc_parked(void) {
+    char *p = parked_hole();
+    report(p);
+    if (realloc(launder(p), 100)) _exit(4);
+}
 static void double_free_large(void) {
     char *p = malloc(8 * MiB);
     p[0] = 1;
@@ -498,6 +537,10 @@ int main(void) {
         {"double free of an 8 MiB block", double_free_large, "mspace: free(): ", 1},
         {"double free after other frees", double_free_after_others,
          "mspace: free(): double free of ", 0},
+        {"double free of a hole whose pages went back", double_free_parked,
+         "mspace: free(): double free of ", 0},
+        {"realloc of a hole whose pages went back", realloc_parked,
+         "mspace: realloc(): invalid pointer ", 0},
         {"free after realloc(p, 0)", double_free_after_realloc_zero,
          "mspace: free(): double free of ", 0},
         {"free of a stack address", free_stack, "mspace: free(): invalid pointer ", 0},

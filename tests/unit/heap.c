@@ -792,6 +792,52 @@ static void test_holes_before_carving(void) {
         ms_free(b[i], "free");
 }
 
+/* ---- 13. a page of holes only goes back to the OS with its holes parked
+ * off the list; free's fast path passes over the span (a parked hole's
+ * mark went with its page) until the program has freed into it often
+ * enough to show it is in use again: then the holes come back at once ---- */
+#define PARK_SIZE 512 /* a class of its own: 8 blocks a page */
+#define PARK_BLOCKS 64 /* carved 8, 8, 16, 32: every carved block out */
+
+static void test_parked_holes(void) {
+    static void *b[PARK_BLOCKS];
+    for (int i = 0; i < PARK_BLOCKS; i++) {
+        b[i] = ms_alloc(h, PARK_SIZE, 0);
+        memset(b[i], 0x5a, PARK_SIZE);
+    }
+    span_t *span = span_of(b[0]);
+    segment_t *segment = ms_segment_of(b[0]);
+    CHECK("parked: every block carved is out", span && span->free == NULL &&
+                                                   span->carved_end == PARK_BLOCKS * PARK_SIZE);
+    if (!span || span->carved_end != PARK_BLOCKS * PARK_SIZE)
+        return;
+    uintptr_t page = (uintptr_t)b[0];
+    for (int i = 0; i < 8; i++) /* the span's first page, all of it */
+        ms_free(b[i], "free");
+    ms_heap_trim_all();
+    unsigned char vec;
+    CHECK("parked: the page of holes is given back",
+          mincore((void *)page, 4096, &vec) == 0 && (vec & 1) == 0);
+    CHECK("parked: its holes are off the free list, the span off the fast path",
+          ms_span_has_parked(segment, span) && !ms_span_has_hole(span, b[0]) &&
+              span->local_key == 0 && !ms_free_fast(b[8]));
+    for (int i = 8; i < 8 + 30; i++)
+        ms_free(b[i], "free");
+    CHECK("parked: 30 slow frees later, still parked", ms_span_has_parked(segment, span));
+    ms_free(b[38], "free");
+    CHECK("parked: the 31st threads the holes back",
+          !ms_span_has_parked(segment, span) && ms_span_has_hole(span, b[0]) &&
+              ms_span_has_hole(span, b[7]));
+    CHECK("parked: and free's fast path takes the span again", ms_free_fast(b[39]));
+    int intact = 1;
+    for (int i = 40; i < PARK_BLOCKS; i++)
+        for (int k = 0; k < PARK_SIZE; k++)
+            intact &= ((unsigned char *)b[i])[k] == 0x5a;
+    CHECK("parked: the live blocks keep their contents", intact);
+    for (int i = 40; i < PARK_BLOCKS; i++)
+        ms_free(b[i], "free");
+}
+
 int main(void) {
     TEST_BEGIN("heap");
     h = ms_heap_acquire();
@@ -818,6 +864,7 @@ int main(void) {
     test_first_carve();
     test_recycle_cached_large();
     test_single_block_spans();
+    test_parked_holes();
 
     size_t heaps = 0;
     ms_heap_walk(count_heap, &heaps);
