@@ -311,6 +311,13 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
     }
     span_t *span = ms_span_init(segment, (unsigned)first, count, size_class);
     span->local_key = fast_free_key(heap);
+    /* Slices a span or a recycled large block left resident: treated as
+     * carved whole once, so that what carving does not reach again goes
+     * back with the holes (span.c:ms_span_purge_holes), and carving takes
+     * them in big batches, as it does resident pages. */
+    uint64_t run = (count >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << count) - 1) << first;
+    if ((segment->dirty_slices & run) == run)
+        span->whole = 1;
     maybe_populate(heap, segment, (unsigned)first, span);
     note_span_event(heap);
     return span;

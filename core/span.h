@@ -24,13 +24,14 @@ bool ms_span_forget_parked(segment_t *segment, span_t *span) MS_HIDDEN;
 
 /* Back to "nothing carved" (only when nothing is in use): the holes, parked
  * ones too, are dropped and the block test rejects every address until
- * carving again. A span with pages given back is no longer all resident. */
+ * carving again. A span carved whole stays so, even with pages given back:
+ * the pages past where it carves again may still be resident, and
+ * ms_span_purge_holes gives back what lies past the blocks of such a span. */
 static inline void ms_span_reset(segment_t *segment, span_t *span) {
     span->free = NULL;
     span->carved_end = 0;
     span->carved_limit = 0;
-    if (ms_span_forget_parked(segment, span))
-        span->whole = 0;
+    ms_span_forget_parked(segment, span);
 }
 
 /* Threads up to a batch of never-used blocks onto span->free. Returns how
