@@ -107,6 +107,8 @@ typedef struct segment_s {
     uint64_t dirty_slices;        /* bit i: free slice whose pages may be resident */
     uint64_t aging_slices;        /* bit i: free and resident at the last collection */
     void *large_block;            /* large segments: the one block */
+    size_t large_limit;           /* where the block must end: mapped_size, or less while the
+                                     rest is on loan from the large-block cache */
     size_t large_requested;       /* its requested size (hardened build only) */
     uint8_t kind;
 } segment_t;
