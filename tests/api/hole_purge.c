@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../harness.h"
+#include "../quiet.h"
 #include "../pattern.h"
 
 #define N 240
@@ -59,21 +60,6 @@ static long resident(uintptr_t first, uintptr_t end) {
     return n;
 }
 
-static void pause_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&t, &t) != 0)
-        ;
-}
-
-/* What a program does next after a quiet spell: here, enough blocks of
- * another class to need new spans, all freed again. */
-static void activity(void) {
-    void *q[64];
-    for (int i = 0; i < 64; i++)
-        q[i] = malloc(7000);
-    for (int i = 0; i < 64; i++)
-        free(q[i]);
-}
 
 int main(void) {
     TEST_BEGIN("api/hole_purge");
@@ -97,9 +83,8 @@ int main(void) {
     for (int i = 0; i < N; i++)
         if (!kept(i))
             free(b[i]);
-    pause_ms(250); /* longer than a collection interval: the heap is quiet */
-    step = "activity after the quiet spell";
-    activity();
+    step = "activity after a quiet spell";
+    quiet_then_active(250); /* longer than a collection interval */
 
     long in_holes = 0, in_live = 0, live_pages = 0, bad = 0;
     int live_intact = 1;
@@ -161,8 +146,7 @@ int main(void) {
     for (int i = 0; i < N; i++)
         if (!kept(i))
             free(c[i]);
-    pause_ms(250);
-    activity();
+    quiet_then_active(250);
     in_holes = 0;
     for (int i = 0; i < N; i++) {
         uintptr_t first, end;

@@ -30,11 +30,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../../interpose/mspace.h"
 #include "../harness.h"
+#include "../quiet.h"
 
 #pragma weak mspace_get
 
@@ -75,21 +75,6 @@ static long resident(uintptr_t first, size_t length) {
     return n;
 }
 
-static void pause_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&t, &t) != 0)
-        ;
-}
-
-/* What a program does next after a quiet spell: here, enough blocks of
- * another class to need new spans (mspace collects on such events). */
-static void activity(void) {
-    void *q[64];
-    for (int i = 0; i < 64; i++)
-        q[i] = malloc(7000);
-    for (int i = 0; i < 64; i++)
-        free(q[i]);
-}
 
 /* Grows p from old to size, writing the new bytes with the pattern of
  * their offset. */
@@ -109,7 +94,7 @@ static int intact(const unsigned char *p, size_t size) {
 }
 
 int main(void) {
-    TEST_BEGIN("realloc_loan");
+    TEST_BEGIN("api/realloc_loan");
     signal(SIGALRM, on_alarm);
     alarm(WATCHDOG_SECONDS);
 
@@ -158,8 +143,7 @@ int main(void) {
             200 * KiB / KiB, size / KiB);
 
     step = "quiet spell, then other work";
-    pause_ms(600); /* longer than a loan lasts */
-    activity();
+    quiet_then_active(600); /* longer than a loan lasts */
     uintptr_t tail = ((uintptr_t)p + size + PAGE - 1) & ~(PAGE - 1);
     tail += PAGE; /* past the hardened build's slack */
     CHECK("after a quiet spell the lent tail is gone", resident(tail, 2 * PAGE * 64) == 0);
@@ -189,8 +173,7 @@ int main(void) {
         free(p);
         for (int i = 0; i < 5; i++)
             free(malloc(60 * MiB)); /* fills the cache: the mapping goes */
-        pause_ms(600);
-        activity(); /* a collection: it must not reach for the old mapping */
+        quiet_then_active(600); /* a collection: it must not reach for the old mapping */
         p = grow(NULL, 0, BIG);
         CHECK("a big block after the collection is whole", p != NULL && intact(p, BIG));
         free(p);
