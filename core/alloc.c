@@ -68,19 +68,21 @@ static void *large_resize(segment_t *segment, size_t size) {
 
 /* A block mapped alone, for a request of size bytes. The hardened build
  * maps MS_SECURE_LARGE_SLACK more and fills that much past the request. */
-static void *large_alloc(size_t size, size_t alignment, bool zero) {
+static void *large_alloc(size_t size, size_t alignment, bool zero, bool growing) {
     size_t mapped = size + MS_SECURE_LARGE_SLACK;
-    void *p = ms_large_alloc(mapped < size ? SIZE_MAX : mapped, alignment, zero);
+    void *p = ms_large_alloc(mapped < size ? SIZE_MAX : mapped, alignment, zero, growing);
     if (MS_SECURE && p)
         large_mark(ms_segment_of(p), p, size);
     return p;
 }
 
-static void *alloc_once(heap_t *heap, size_t size, size_t alignment, size_t span_max) {
+/* growing: realloc is moving a block that outgrew its place. */
+static void *alloc_once(heap_t *heap, size_t size, size_t alignment, bool growing) {
+    size_t span_max = growing ? REALLOC_SPAN_MAX : SPAN_REQUEST_MAX;
     if (alignment <= MS_ALIGNMENT) {
         if (size <= span_max)
             return small_alloc(heap, ms_size_class_of(size + MS_SECURE_TRAILER), size);
-        return ms_explicit_heap_track(heap, large_alloc(size, 0, false));
+        return ms_explicit_heap_track(heap, large_alloc(size, 0, false, growing));
     }
     /* Spans start on 64 KiB boundaries, so blocks of a class whose size is a
      * multiple of the alignment are all aligned. */
@@ -90,29 +92,27 @@ static void *alloc_once(heap_t *heap, size_t size, size_t alignment, size_t span
             if ((ms_size_class_size(c) & (alignment - 1)) == 0)
                 return small_alloc(heap, c, size);
     }
-    return ms_explicit_heap_track(heap, large_alloc(size, alignment, false));
+    return ms_explicit_heap_track(heap, large_alloc(size, alignment, false, false));
 }
 
-static void *alloc_retry(heap_t *heap, size_t size, size_t alignment, size_t span_max) {
-    void *p = alloc_once(heap, size, alignment, span_max);
+static void *alloc_retry(heap_t *heap, size_t size, size_t alignment, bool growing) {
+    void *p = alloc_once(heap, size, alignment, growing);
     if (MS_UNLIKELY(p == NULL) && released_for_retry())
-        p = alloc_once(heap, size, alignment, span_max);
+        p = alloc_once(heap, size, alignment, growing);
     return p;
 }
 
 void *ms_alloc(heap_t *heap, size_t size, size_t alignment) {
-    return alloc_retry(heap, size, alignment, SPAN_REQUEST_MAX);
+    return alloc_retry(heap, size, alignment, false);
 }
 
-/* Where realloc moves a block. */
-static void *realloc_alloc(heap_t *heap, size_t size) {
-    return alloc_retry(heap, size, 0, REALLOC_SPAN_MAX);
-}
+/* Where realloc moves a block that grew out of its place. */
+static void *realloc_alloc(heap_t *heap, size_t size) { return alloc_retry(heap, size, 0, true); }
 
 void *ms_calloc_large(size_t size) {
-    void *p = large_alloc(size, 0, true);
+    void *p = large_alloc(size, 0, true, false);
     if (MS_UNLIKELY(p == NULL) && released_for_retry())
-        p = large_alloc(size, 0, true);
+        p = large_alloc(size, 0, true, false);
     return p;
 }
 

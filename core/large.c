@@ -10,6 +10,10 @@
 
 static size_t page_round(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
 
+static void set_mapped(segment_t *segment, size_t mapped) {
+    segment->mapped_size = segment->large_limit = mapped;
+}
+
 /* The block sits past the header, at the alignment if that is larger. From
  * 4 MiB up the block would be a segment boundary itself, so it goes exactly
  * one segment above the header and the map marks its slot MS_MAP_TAIL. */
@@ -26,7 +30,7 @@ static segment_t *fit_cached(segment_t *segment, size_t mapped) {
     size_t old = segment->mapped_size;
     if (old >= mapped) {
         if (old > mapped + mapped / 8 && ms_os_resize_in_place(segment, old, mapped))
-            segment->mapped_size = mapped;
+            set_mapped(segment, mapped);
         return segment;
     }
     segment_t *grown = segment;
@@ -36,14 +40,20 @@ static segment_t *fit_cached(segment_t *segment, size_t mapped) {
         ms_os_unmap(segment, old);
         return NULL;
     }
-    grown->mapped_size = mapped;
+    set_mapped(grown, mapped);
     grown->large_block = (char *)grown + MS_SEGMENT_HEADER_SIZE;
     return grown;
 }
 
-static void *take_cached(size_t mapped, size_t size, bool zero) {
+/* A growing block borrows the rest of a much bigger mapping rather than
+ * trimming it (see ms_large_cache_lend). */
+static void *take_cached(size_t mapped, size_t size, bool zero, bool growing) {
     segment_t *segment = ms_large_cache_take(mapped);
-    if (segment == NULL || (segment = fit_cached(segment, mapped)) == NULL)
+    if (segment == NULL)
+        return NULL;
+    bool borrow = growing && segment->mapped_size > mapped + mapped / 8;
+    if (!(borrow && ms_large_cache_lend(segment, mapped)) &&
+        (segment = fit_cached(segment, mapped)) == NULL)
         return NULL;
     ms_segment_register(segment);
     ms_stats_add(MS_STAT_large_blocks, 1);
@@ -54,7 +64,7 @@ static void *take_cached(size_t mapped, size_t size, bool zero) {
     return segment->large_block;
 }
 
-void *ms_large_alloc(size_t size, size_t alignment, bool zero) {
+void *ms_large_alloc(size_t size, size_t alignment, bool zero, bool growing) {
     size_t offset = block_offset(alignment);
     if (alignment > ((size_t)1 << (MS_ADDRESS_BITS - 2)) ||
         size > (size_t)PTRDIFF_MAX - offset - alignment - MS_SEGMENT_SIZE) {
@@ -63,7 +73,7 @@ void *ms_large_alloc(size_t size, size_t alignment, bool zero) {
     }
     size_t mapped = page_round(offset + size);
     if (offset == MS_SEGMENT_HEADER_SIZE) { /* cached blocks all have this layout */
-        void *block = take_cached(mapped, size, zero);
+        void *block = take_cached(mapped, size, zero, growing);
         if (block)
             return block;
     }
@@ -75,7 +85,7 @@ void *ms_large_alloc(size_t size, size_t alignment, bool zero) {
     /* The span descriptors stay zero, so free()'s fast path never accepts an
      * address here and the slow path checks it against large_block. */
     segment->kind = SEGMENT_LARGE;
-    segment->mapped_size = mapped;
+    set_mapped(segment, mapped);
     segment->large_block = (char *)segment + offset;
     ms_segment_register(segment);
     ms_stats_add(MS_STAT_large_blocks, 1);
@@ -84,6 +94,8 @@ void *ms_large_alloc(size_t size, size_t alignment, bool zero) {
 }
 
 void ms_large_free(segment_t *segment) {
+    if (ms_large_on_loan(segment))
+        ms_large_cache_loan_end(segment);
     if (segment->heap)
         ms_explicit_heap_forget_large(segment);
     if ((char *)segment->large_block - (char *)segment != (ptrdiff_t)MS_SEGMENT_HEADER_SIZE) {
@@ -96,6 +108,8 @@ void ms_large_free(segment_t *segment) {
 }
 
 void ms_large_discard(segment_t *segment) {
+    if (ms_large_on_loan(segment))
+        ms_large_cache_loan_end(segment);
     ms_stats_add(MS_STAT_large_blocks, -1);
     ms_segment_unregister(segment);
     ms_os_unmap(segment, segment->mapped_size);
@@ -107,7 +121,13 @@ void *ms_large_resize(segment_t *segment, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    size_t old_mapped = segment->mapped_size, mapped = page_round(offset + size);
+    size_t mapped = page_round(offset + size);
+    if (ms_large_on_loan(segment)) { /* growth within the loan is free */
+        if (mapped >= segment->large_limit && ms_large_cache_loan_extend(segment, mapped))
+            return segment->large_block;
+        ms_large_cache_loan_end(segment);
+    }
+    size_t old_mapped = segment->mapped_size;
     /* Already big enough, and not so much bigger that shrinking would pay:
      * keeps the slack left by an earlier move for the next growth step. */
     if (mapped <= old_mapped && old_mapped - mapped <= old_mapped / 8)
@@ -119,12 +139,12 @@ void *ms_large_resize(segment_t *segment, size_t size) {
     if (mapped > old_mapped) {
         size_t roomy = mapped + page_round(mapped / 8);
         if (ms_os_resize_in_place(segment, old_mapped, roomy)) {
-            segment->mapped_size = roomy;
+            set_mapped(segment, roomy);
             return segment->large_block;
         }
     }
     if (ms_os_resize_in_place(segment, old_mapped, mapped)) {
-        segment->mapped_size = mapped;
+        set_mapped(segment, mapped);
         return segment->large_block;
     }
     if (mapped > old_mapped) /* moving costs several system calls: room too */
@@ -136,7 +156,7 @@ void *ms_large_resize(segment_t *segment, size_t size) {
     ms_segment_unregister(segment);
     segment_t *moved = ms_os_move_aligned(segment, old_mapped, mapped, MS_SEGMENT_SIZE);
     if (moved) {
-        moved->mapped_size = mapped;
+        set_mapped(moved, mapped);
         moved->large_block = (char *)moved + offset;
     }
     segment_t *now = moved ? moved : segment; /* a failed move leaves it as it was */

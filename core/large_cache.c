@@ -21,6 +21,12 @@ static entry_t entries[ENTRIES];
 static unsigned count;
 static size_t bytes;
 
+/* Loans (see large_cache.h): few at a time, since each holds a whole
+ * cached mapping resident past its block's limit until it ends. */
+#define LOANS 8
+static entry_t loans[LOANS];
+static unsigned loan_count;
+
 static void remove_at(unsigned i, segment_t **out) {
     *out = entries[i].segment;
     bytes -= entries[i].segment->mapped_size;
@@ -114,6 +120,68 @@ static segment_t *take(bool biggest, size_t mapped) {
 
 segment_t *ms_large_cache_take(size_t mapped) { return take(false, mapped); }
 
+static unsigned loan_index(const segment_t *segment) {
+    unsigned i = 0;
+    while (i < loan_count && loans[i].segment != segment)
+        i++;
+    return i;
+}
+
+bool ms_large_cache_lend(segment_t *segment, size_t limit) {
+    uint64_t now = ms_host_now_ms();
+    ms_lock(&ms_large_cache_lock);
+    bool lent = loan_count < LOANS;
+    if (lent) {
+        loans[loan_count++] = (entry_t){segment, now};
+        segment->large_limit = limit;
+    }
+    ms_unlock(&ms_large_cache_lock);
+    return lent;
+}
+
+bool ms_large_cache_loan_extend(segment_t *segment, size_t limit) {
+    ms_lock(&ms_large_cache_lock);
+    /* A loan always leaves a tail (ms_large_on_loan tells by it), so one
+     * grown into the whole mapping is over. */
+    bool standing = loan_index(segment) < loan_count && limit < segment->mapped_size;
+    if (standing)
+        segment->large_limit = limit;
+    ms_unlock(&ms_large_cache_lock);
+    return standing;
+}
+
+void ms_large_cache_loan_end(segment_t *segment) {
+    ms_lock(&ms_large_cache_lock);
+    unsigned i = loan_index(segment);
+    if (i < loan_count)
+        loans[i] = loans[--loan_count];
+    ms_unlock(&ms_large_cache_lock);
+    segment->large_limit = segment->mapped_size;
+}
+
+/* Unmaps the tails of the loans that have lasted a collection interval (all
+ * of them if `all`). Unlike the cache's unmaps, under the lock: an owner
+ * could otherwise move its limit into the tail between the two. Owners
+ * find their mapping ending at the limit at their next resize or free. */
+static size_t end_old_loans(uint64_t now, bool all) {
+    size_t released = 0;
+    for (unsigned i = 0; i < loan_count;) {
+        segment_t *segment = loans[i].segment;
+        if (all || now - loans[i].since_ms >= KEEP_MS) {
+            size_t tail = segment->mapped_size - segment->large_limit;
+            if (tail > 0)
+                ms_os_unmap((char *)segment + segment->large_limit, tail);
+            /* Release: pairs with the owner's look in ms_large_on_loan. */
+            __atomic_store_n(&segment->mapped_size, segment->large_limit, __ATOMIC_RELEASE);
+            released += tail;
+            loans[i] = loans[--loan_count];
+        } else {
+            i++;
+        }
+    }
+    return released;
+}
+
 segment_t *ms_large_cache_take_biggest(void) { return take(true, 0); }
 
 size_t ms_large_cache_collect(bool all) {
@@ -122,6 +190,7 @@ size_t ms_large_cache_collect(bool all) {
     size_t released = 0;
     uint64_t now = ms_host_now_ms();
     ms_lock(&ms_large_cache_lock);
+    released += end_old_loans(now, all);
     for (unsigned i = 0; i < count;) {
         if (all || now - entries[i].since_ms >= KEEP_MS) {
             released += entries[i].segment->mapped_size;

@@ -23,8 +23,21 @@ segment_t *ms_large_cache_take(size_t mapped) MS_HIDDEN;
  * a segment, and little to unmap), taken out of the cache; NULL if there is
  * none. */
 segment_t *ms_large_cache_take_biggest(void) MS_HIDDEN;
+/* Loans. A growing block (realloc) served from a cached mapping much bigger
+ * than it needs keeps the whole mapping instead of trimming it, so its next
+ * growth steps find their pages resident rather than faulting them in
+ * again. What lies past segment->large_limit stays the cache's: a loan ends
+ * like an entry, by age at a collection, which unmaps that tail. The owner
+ * moves the limit only through these calls, under the cache lock, so that
+ * never takes pages the block may use. lend: false if too many loans stand (then trim instead). */
+bool ms_large_cache_lend(segment_t *segment, size_t limit) MS_HIDDEN;
+/* Moves the limit of a standing loan, short of the mapping's end; false if
+ * a collection ended it or the limit would reach the end (then end it). */
+bool ms_large_cache_loan_extend(segment_t *segment, size_t limit) MS_HIDDEN;
+/* Ends the loan if it stands; the whole mapping is the block's again. */
+void ms_large_cache_loan_end(segment_t *segment) MS_HIDDEN;
 /* Unmaps the entries that have waited a collection interval (all of them
- * if `all`); bytes released. */
+ * if `all`) and ends such loans; bytes released. */
 size_t ms_large_cache_collect(bool all) MS_HIDDEN;
 /* Held across fork() with the other core locks (heap.c). */
 extern ms_lock_t ms_large_cache_lock MS_HIDDEN;

@@ -104,9 +104,11 @@ static void lookup_large(segment_t *segment, uintptr_t a, ms_lookup_t *out) {
         out->state = MS_LOOKUP_METADATA;
         return;
     }
-    out->state = MS_LOOKUP_IN_USE;
+    /* A tail on loan from the large-block cache is not the block's. */
+    uintptr_t end = (uintptr_t)segment + MS_PEEK(segment->large_limit);
+    out->state = a < end ? MS_LOOKUP_IN_USE : MS_LOOKUP_UNCARVED;
     out->block = block;
-    out->block_size = out->requested = out->region + out->region_size - block;
+    out->block_size = out->requested = end - block;
     /* As for small blocks, the hardened build answers with the request. */
     size_t requested = MS_PEEK(segment->large_requested);
     if (MS_SECURE && requested <= out->block_size)

@@ -12,7 +12,8 @@ enum ms_lookup_state {
     MS_LOOKUP_FOREIGN,  /* not in a region mspace has mapped */
     MS_LOOKUP_IN_USE,   /* in a block handed out and not freed */
     MS_LOOKUP_FREE,     /* in a hole */
-    MS_LOOKUP_UNCARVED, /* in a span's uncarved rest or a slice no span uses */
+    MS_LOOKUP_UNCARVED, /* in a span's uncarved rest, a slice no span uses or a large
+                           block's tail on loan from the cache */
     MS_LOOKUP_METADATA, /* in a segment header, the pages before a large block or a
                            guard page */
 };

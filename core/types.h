@@ -114,6 +114,8 @@ typedef struct segment_s {
     uint64_t parked_pages[MS_SEGMENT_SIZE / MS_OS_PAGE / 64];
     uint64_t quiet_pages[MS_SEGMENT_SIZE / MS_OS_PAGE / 64];
     void *large_block;            /* large segments: the one block */
+    size_t large_limit;           /* where the block must end: mapped_size, or less while the
+                                     rest is on loan from the large-block cache */
     size_t large_requested;       /* its requested size (hardened build only) */
     uint8_t kind;
 } segment_t;

@@ -72,7 +72,9 @@ static void add_segment(segment_t *segment, void *arg) {
         header = mapped;
     /* The hardened build's slack past the request is overhead, as its
      * guard pages are: in use is what malloc_usable_size says. */
-    size_t in_use = mapped - header, requested = MS_PEEK(segment->large_requested);
+    size_t limit = MS_PEEK(segment->large_limit); /* below mapped while on loan */
+    size_t in_use = (limit < mapped ? limit : mapped) - header;
+    size_t requested = MS_PEEK(segment->large_requested);
     if (MS_SECURE && requested <= in_use)
         in_use = requested;
     u->large_blocks++;

@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../harness.h"
+#include "../quiet.h"
 #include "../pattern.h"
 
 #define N 240
@@ -59,21 +59,6 @@ static long resident(uintptr_t first, uintptr_t end) {
     return n;
 }
 
-static void pause_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&t, &t) != 0)
-        ;
-}
-
-/* What a program does next after a quiet spell: here, enough blocks of
- * another class to need new spans, all freed again. */
-static void activity(void) {
-    void *q[64];
-    for (int i = 0; i < 64; i++)
-        q[i] = malloc(7000);
-    for (int i = 0; i < 64; i++)
-        free(q[i]);
-}
 
 /* 200-byte blocks, one in 64 kept: the pages that hold none of the kept
  * ones go back, the others keep their blocks. */
@@ -169,9 +154,8 @@ int main(void) {
     for (int i = 0; i < N; i++)
         if (!kept(i))
             free(b[i]);
-    pause_ms(250); /* longer than a collection interval: the heap is quiet */
-    step = "activity after the quiet spell";
-    activity();
+    step = "activity after a quiet spell";
+    quiet_then_active(250); /* longer than a collection interval */
 
     long in_holes = 0, in_live = 0, live_pages = 0, bad = 0;
     int live_intact = 1;
@@ -233,8 +217,7 @@ int main(void) {
     for (int i = 0; i < N; i++)
         if (!kept(i))
             free(c[i]);
-    pause_ms(250);
-    activity();
+    quiet_then_active(250);
     in_holes = 0;
     for (int i = 0; i < N; i++) {
         uintptr_t first, end;

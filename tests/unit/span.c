@@ -262,6 +262,35 @@ int main(void) {
               resident((uintptr_t)block[0] + 2 * PAGE, (uintptr_t)block[0] + size) == 0 &&
               ((unsigned char *)block[0])[PAGE + 99] == 0x66);
 
+    /* Carving fresh pages: a class that stops growing holds no page that
+     * only carving touched. For blocks handed out one by one (and never
+     * written here, so only carving's links make pages resident), the
+     * span's resident pages are exactly those where handed-out blocks
+     * start: each batch ends at the page where it began. 448-byte blocks
+     * straddle page ends; 16-byte blocks come half a page at a time. */
+    static const size_t sizes[] = {448, 16, 1024 + 128};
+    for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned c = ms_size_class_of(sizes[i]);
+        int at = ms_segment_take_slices(segment, ms_size_class_slices(c));
+        span_t *fresh = ms_span_init(segment, (unsigned)at, ms_size_class_slices(c), c);
+        uintptr_t start = (uintptr_t)ms_span_start(segment, fresh);
+        size_t bytes = (size_t)fresh->slice_count * MS_SLICE_SIZE;
+        int exact = 1;
+        unsigned handed = 0;
+        for (; (handed + 1) * fresh->block_size <= 16 * PAGE; handed++) {
+            if (fresh->free == NULL && ms_span_carve(segment, fresh) == 0)
+                break;
+            block_t *b = fresh->free;
+            fresh->free = ms_link_code(b->next, b);
+            size_t want = ((uintptr_t)b - start) / PAGE + 1;
+            exact &= resident(start, start + bytes) == want;
+        }
+        char name[96];
+        snprintf(name, sizeof name, "carving %zu-byte blocks faults in only pages where blocks go out",
+                 (size_t)fresh->block_size);
+        CHECK(name, exact && handed * fresh->block_size >= 15 * PAGE);
+    }
+
     ms_segment_destroy(segment);
     return TEST_DONE();
 }
