@@ -311,13 +311,11 @@ static span_t *span_new(heap_t *heap, unsigned size_class) {
     }
     span_t *span = ms_span_init(segment, (unsigned)first, count, size_class);
     span->local_key = fast_free_key(heap);
-    /* Slices a span or a recycled large block left resident: treated as
-     * carved whole once, so that what carving does not reach again goes
-     * back with the holes (span.c:ms_span_purge_holes), and carving takes
-     * them in big batches, as it does resident pages. */
+    /* Slices a span or a recycled large block may have left resident: what
+     * carving does not reach again goes back with the holes
+     * (span.c:ms_span_purge_holes). */
     uint64_t run = (count >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << count) - 1) << first;
-    if ((segment->dirty_slices & run) == run)
-        span->whole = 1;
+    span->resident_tail = (segment->dirty_slices & run) != 0;
     maybe_populate(heap, segment, (unsigned)first, span);
     note_span_event(heap);
     return span;
@@ -375,7 +373,7 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
 /* A span with parked holes takes its frees on the slow path. One that the
  * program keeps freeing into is in use again: after this many, its parked
  * holes are threaded back at once, and free's fast path takes it again. */
-#define PARKED_FREES_MAX 31
+#define PARKED_FREES_MAX 15
 
 static void count_parked_free(heap_t *heap, segment_t *segment, span_t *span) {
     if (span->full || span->local_key != 0 || !ms_span_has_parked(segment, span))

@@ -306,8 +306,9 @@ size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
     uint64_t holes[SPAN_WORDS_MAX] = {0}, tail[SPAN_WORDS_MAX] = {0};
     free_pages(segment, span, walked, holes);
     /* Past the carved blocks, a span carved whole before (and emptied and
-     * carved again since) still has its old pages. */
-    if (span->whole)
+     * carved again since), or made on slices left resident, may still have
+     * old pages. */
+    if (span->whole || span->resident_tail)
         for (unsigned p = (unsigned)((span->carved_end + MS_OS_PAGE - 1) / MS_OS_PAGE); p < pages; p++)
             bit_set(tail, p);
     /* Which pages go: runs of pages free now and not parked already, each
@@ -370,8 +371,10 @@ size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
         else if (free)
             bit_set(segment->quiet_pages, base + p);
     }
-    if (tail_purged)
+    if (tail_purged) {
         span->whole = 0; /* carving faults pages in again */
+        span->resident_tail = 0;
+    }
     if (purged)
         ms_stats_add(MS_STAT_hole_bytes_purged, (int64_t)purged);
     return purged;

@@ -89,7 +89,9 @@ typedef struct span_s {
     uint8_t aged : 1;        /* empty and kept through one collection already */
     uint8_t whole : 1;       /* carved to its end once: every page has been written
                                 (set when carving found no room: heap.c:heap_alloc) */
-    uint8_t parked_frees : 5; /* frees taken slowly since holes were parked (heap.c) */
+    uint8_t resident_tail : 1; /* pages past carved_end may be resident (made on
+                                  slices something else left resident: heap.c) */
+    uint8_t parked_frees : 4; /* frees taken slowly since holes were parked (heap.c) */
     uint32_t carved_end;     /* bytes from the span start carved into blocks */
     struct span_s *next, *prev; /* heap's partial list of this class */
 } span_t;

@@ -84,8 +84,7 @@ static void small_blocks(void) {
     for (int i = 0; i < SMALL_N; i++)
         if (i % 64 != 7)
             free(s[i]);
-    pause_ms(250);
-    activity();
+    quiet_then_active(250);
     /* A page is "free" if no kept block touches it; each counted once
      * (the hardened build hands blocks out in shuffled order). */
     static uintptr_t pages[SMALL_N];

@@ -24,6 +24,7 @@
 
 #include "../../interpose/mspace.h"
 #include "../harness.h"
+#include "../quiet.h"
 
 /* Explicit heaps exist only under the preload: weak, NULL without it. */
 #pragma weak mspace_create
@@ -178,13 +179,7 @@ static char *parked_hole(void) {
     if (hole == NULL) _exit(5);
     for (int i = 1; i < N; i++)
         free(p[i]);
-    struct timespec t = {0, 250 * 1000 * 1000};
-    nanosleep(&t, NULL);
-    void *q[64];
-    for (int i = 0; i < 64; i++)
-        q[i] = malloc(7000);
-    for (int i = 0; i < 64; i++)
-        free(q[i]);
+    quiet_then_active(250);
     return hole;
 }
 static void double_free_parked(void) {

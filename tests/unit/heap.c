@@ -797,7 +797,7 @@ static void test_holes_before_carving(void) {
  * mark went with its page) until the program has freed into it often
  * enough to show it is in use again: then the holes come back at once ---- */
 #define PARK_SIZE 512 /* a class of its own: 8 blocks a page */
-#define PARK_BLOCKS 64 /* carved 8, 8, 16, 32: every carved block out */
+#define PARK_BLOCKS 64 /* carved a page at a time: every carved block out */
 
 static void test_parked_holes(void) {
     static void *b[PARK_BLOCKS];
@@ -821,20 +821,20 @@ static void test_parked_holes(void) {
     CHECK("parked: its holes are off the free list, the span off the fast path",
           ms_span_has_parked(segment, span) && !ms_span_has_hole(span, b[0]) &&
               span->local_key == 0 && !ms_free_fast(b[8]));
-    for (int i = 8; i < 8 + 30; i++)
+    for (int i = 8; i < 8 + 14; i++)
         ms_free(b[i], "free");
-    CHECK("parked: 30 slow frees later, still parked", ms_span_has_parked(segment, span));
-    ms_free(b[38], "free");
-    CHECK("parked: the 31st threads the holes back",
+    CHECK("parked: 14 slow frees later, still parked", ms_span_has_parked(segment, span));
+    ms_free(b[22], "free");
+    CHECK("parked: the 15th threads the holes back",
           !ms_span_has_parked(segment, span) && ms_span_has_hole(span, b[0]) &&
               ms_span_has_hole(span, b[7]));
-    CHECK("parked: and free's fast path takes the span again", ms_free_fast(b[39]));
+    CHECK("parked: and free's fast path takes the span again", ms_free_fast(b[23]));
     int intact = 1;
-    for (int i = 40; i < PARK_BLOCKS; i++)
+    for (int i = 24; i < PARK_BLOCKS; i++)
         for (int k = 0; k < PARK_SIZE; k++)
             intact &= ((unsigned char *)b[i])[k] == 0x5a;
     CHECK("parked: the live blocks keep their contents", intact);
-    for (int i = 40; i < PARK_BLOCKS; i++)
+    for (int i = 24; i < PARK_BLOCKS; i++)
         ms_free(b[i], "free");
 }
 
