@@ -199,8 +199,14 @@ static unsigned unpark_run(segment_t *segment, span_t *span, bool *found) {
     unsigned base = first_page(segment, span), pages = span_pages(segment, span);
     size_t size = span->block_size;
     unsigned p = 0;
-    while (p < pages && !bit_test(segment->parked_pages, base + p))
-        p++;
+    while (p < pages) { /* a word at a time: a span may have 1,024 pages */
+        uint64_t word = segment->parked_pages[(base + p) / 64] >> ((base + p) % 64);
+        if (word) {
+            p += (unsigned)__builtin_ctzll(word);
+            break;
+        }
+        p += 64 - (base + p) % 64;
+    }
     *found = p < pages;
     if (!*found)
         return 0;
