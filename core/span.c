@@ -1,5 +1,6 @@
 #include "span.h"
 #include <stdbool.h>
+#include <string.h>
 #include "os.h"
 #include "secure.h"
 #include "size_class.h"
@@ -161,18 +162,35 @@ static void clear_bits(uint64_t *map, unsigned from, unsigned to) {
         map[i / 64] &= ~((uint64_t)1 << (i % 64));
 }
 
+/* parked_pages through these, which keep parked_count: most segments never
+ * park a page, and the slow paths that ask about parked holes on every
+ * call (malloc's, free's) then need one load to learn it. */
+static void parked_set(segment_t *segment, unsigned i) {
+    segment->parked_count += !bit_test(segment->parked_pages, i);
+    bit_set(segment->parked_pages, i);
+}
+
+static void parked_clear(segment_t *segment, unsigned from, unsigned to) {
+    for (unsigned i = from; i < to; i++)
+        segment->parked_count -= bit_test(segment->parked_pages, i);
+    clear_bits(segment->parked_pages, from, to);
+}
+
+static bool none_parked(const segment_t *segment) { return !ms_segment_has_parked(segment); }
+
 static unsigned span_pages(const segment_t *segment, const span_t *span) {
     return (unsigned)(capacity(segment, span) / MS_OS_PAGE);
 }
 
-bool ms_span_has_parked(const segment_t *segment, const span_t *span) {
+bool ms_span_has_parked_pages(const segment_t *segment, const span_t *span) {
     unsigned first = first_page(segment, span);
     return any_bit(segment->parked_pages, first, first + span->slice_count * PAGES_PER_SLICE);
 }
 
 /* Also for lookups of another heap's span, which may change meanwhile:
  * the size is read once and the pages stay within the segment. */
-bool ms_span_block_parked(const segment_t *segment, const span_t *span, const void *block) {
+bool ms_span_block_on_parked_page(const segment_t *segment, const span_t *span,
+                                  const void *block) {
     size_t size = __atomic_load_n(&span->block_size, __ATOMIC_RELAXED);
     size_t offset = (size_t)((uintptr_t)block & MS_SEGMENT_MASK);
     size_t end = offset + (size ? size : 1);
@@ -184,8 +202,9 @@ bool ms_span_block_parked(const segment_t *segment, const span_t *span, const vo
 
 bool ms_span_forget_parked(segment_t *segment, span_t *span) {
     unsigned first = first_page(segment, span), end = first + span->slice_count * PAGES_PER_SLICE;
-    bool had = any_bit(segment->parked_pages, first, end);
-    clear_bits(segment->parked_pages, first, end);
+    bool had = !none_parked(segment) && any_bit(segment->parked_pages, first, end);
+    if (had)
+        parked_clear(segment, first, end);
     clear_bits(segment->quiet_pages, first, end);
     return had;
 }
@@ -214,7 +233,7 @@ static unsigned unpark_run(segment_t *segment, span_t *span, bool *found) {
     while (end < pages && bit_test(segment->parked_pages, base + end) &&
            ((size_t)(end - p) * MS_OS_PAGE < CARVE_BYTES || ((size_t)end * MS_OS_PAGE) % size))
         end++;
-    clear_bits(segment->parked_pages, base + p, base + end);
+    parked_clear(segment, base + p, base + end);
     size_t carved = span->carved_end / size;
     size_t k = (size_t)p * MS_OS_PAGE / size, stop = ((size_t)end * MS_OS_PAGE - 1) / size + 1;
     if (stop > carved)
@@ -236,6 +255,8 @@ static unsigned unpark_run(segment_t *segment, span_t *span, bool *found) {
 }
 
 unsigned ms_span_unpark(segment_t *segment, span_t *span) {
+    if (none_parked(segment))
+        return 0;
     bool found = true;
     unsigned threaded = 0;
     while (threaded == 0 && found)
@@ -248,7 +269,8 @@ unsigned ms_span_unpark(segment_t *segment, span_t *span) {
  * whose bytes are holes seen is free whatever the rest of the list holds). */
 static void free_pages(const segment_t *segment, const span_t *span, unsigned walked,
                        uint64_t *out) {
-    uint16_t cover[SPAN_PAGES_MAX] = {0};
+    uint16_t cover[SPAN_PAGES_MAX];
+    memset(cover, 0, span_pages(segment, span) * sizeof cover[0]); /* most spans: 16 pages */
     const char *start = ms_span_start((segment_t *)segment, span);
     size_t size = span->block_size;
     const block_t *hole = span->free;
@@ -300,6 +322,13 @@ size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
                            ms_hole_budget_t *budget) {
     if (budget->purges == 0)
         return 0;
+    /* Without holes, only a span whose pages were written past where it
+     * carves has any to give; none of its pages is free at this look. */
+    if (span->free == NULL && !span->whole && !span->resident_tail) {
+        unsigned base = first_page(segment, span);
+        clear_bits(segment->quiet_pages, base, base + span_pages(segment, span));
+        return 0;
+    }
     unsigned walked = 0;
     for (const block_t *hole = span->free; hole && walked < budget->visits;
          hole = ms_link_code(hole->next, hole), walked++)
@@ -371,7 +400,7 @@ size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
         bool free = bit_test(holes, p) || bit_test(tail, p);
         clear_bits(segment->quiet_pages, base + p, base + p + 1);
         if (bit_test(parking, p))
-            bit_set(segment->parked_pages, base + p);
+            parked_set(segment, base + p);
         else if (bit_test(going, p))
             tail_purged = true;
         else if (free)

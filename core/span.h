@@ -67,10 +67,22 @@ typedef struct {
  * free's fast path (local_key 0) while ms_span_has_parked. */
 size_t ms_span_purge_holes(segment_t *segment, span_t *span, bool everything,
                            ms_hole_budget_t *budget) MS_HIDDEN;
-/* Does span have parked holes? Is this carved block one of them? */
-bool ms_span_has_parked(const segment_t *segment, const span_t *span) MS_HIDDEN;
-bool ms_span_block_parked(const segment_t *segment, const span_t *span,
-                          const void *block) MS_HIDDEN;
+/* Does span have parked holes? Is this carved block one of them? Asked on
+ * every slow malloc and free: most segments never park a page, and a count
+ * in the header says so in one load. */
+static inline bool ms_segment_has_parked(const segment_t *segment) {
+    return __atomic_load_n(&segment->parked_count, __ATOMIC_RELAXED) != 0;
+}
+bool ms_span_has_parked_pages(const segment_t *segment, const span_t *span) MS_HIDDEN;
+bool ms_span_block_on_parked_page(const segment_t *segment, const span_t *span,
+                                  const void *block) MS_HIDDEN;
+static inline bool ms_span_has_parked(const segment_t *segment, const span_t *span) {
+    return ms_segment_has_parked(segment) && ms_span_has_parked_pages(segment, span);
+}
+static inline bool ms_span_block_parked(const segment_t *segment, const span_t *span,
+                                        const void *block) {
+    return ms_segment_has_parked(segment) && ms_span_block_on_parked_page(segment, span, block);
+}
 /* Threads the parked holes of the lowest run of parked pages (about a
  * carving batch) back onto span->free. Returns how many; 0 if none. */
 unsigned ms_span_unpark(segment_t *segment, span_t *span) MS_HIDDEN;

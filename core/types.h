@@ -115,6 +115,7 @@ typedef struct segment_s {
      * free at the previous collection of holes. */
     uint64_t parked_pages[MS_SEGMENT_SIZE / MS_OS_PAGE / 64];
     uint64_t quiet_pages[MS_SEGMENT_SIZE / MS_OS_PAGE / 64];
+    uint32_t parked_count;        /* bits set in parked_pages */
     void *large_block;            /* large segments: the one block */
     size_t large_limit;           /* where the block must end: mapped_size, or less while the
                                      rest is on loan from the large-block cache */
