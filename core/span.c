@@ -158,8 +158,12 @@ static bool any_bit(const uint64_t *map, unsigned from, unsigned to) {
 }
 
 static void clear_bits(uint64_t *map, unsigned from, unsigned to) {
-    for (unsigned i = from; i < to; i++)
-        map[i / 64] &= ~((uint64_t)1 << (i % 64));
+    while (from < to) { /* a word at a time: every span reset clears its pages */
+        unsigned n = 64 - from % 64 < to - from ? 64 - from % 64 : to - from;
+        uint64_t mask = n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1) << (from % 64);
+        map[from / 64] &= ~mask;
+        from += n;
+    }
 }
 
 /* parked_pages through these, which keep parked_count: most segments never
