@@ -67,17 +67,24 @@ static int by_address(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* n blocks of size, each filled with the pattern of its index; 0 if one
+ * could not be had. */
+static int allocate_filled(unsigned char **blocks, int n, size_t size) {
+    int allocated = 1;
+    for (int i = 0; i < n; i++) {
+        blocks[i] = malloc(size);
+        allocated &= blocks[i] != NULL;
+        if (blocks[i])
+            fill(blocks[i], size, (uint64_t)i);
+    }
+    return allocated;
+}
+
 #define SMALL_N 16384
 #define SMALL_SIZE 200
 static void small_blocks(void) {
     static unsigned char *s[SMALL_N];
-    int allocated = 1;
-    for (int i = 0; i < SMALL_N; i++) {
-        s[i] = malloc(SMALL_SIZE);
-        allocated &= s[i] != NULL;
-        if (s[i])
-            fill(s[i], SMALL_SIZE, (uint64_t)i);
-    }
+    int allocated = allocate_filled(s, SMALL_N, SMALL_SIZE);
     CHECK("small blocks allocated", allocated);
     if (!allocated)
         return;
@@ -137,14 +144,8 @@ int main(void) {
     alarm(WATCHDOG_SECONDS);
 
     static unsigned char *b[N];
-    int allocated = 1;
     step = "allocating";
-    for (int i = 0; i < N; i++) {
-        b[i] = malloc(SIZE);
-        allocated &= b[i] != NULL;
-        if (b[i])
-            fill(b[i], SIZE, (uint64_t)i);
-    }
+    int allocated = allocate_filled(b, N, SIZE);
     CHECK("medium blocks allocated", allocated);
     if (!allocated)
         return TEST_DONE();
