@@ -121,7 +121,7 @@ void ms_explicit_heap_usage(heap_t *heap, ms_explicit_heap_usage_t *out) {
     }
     for (segment_t *segment = heap->large; segment; segment = segment->heap_next) {
         out->large_blocks++;
-        out->large_mapped += segment->mapped_size;
+        out->large_mapped += segment->large_limit; /* a tail on loan is the cache's */
     }
     ms_unlock(&heap->lock);
 }

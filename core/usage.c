@@ -72,9 +72,13 @@ static void add_segment(segment_t *segment, void *arg) {
         header = mapped;
     /* The hardened build's slack past the request is overhead, as its
      * guard pages are: in use is what malloc_usable_size says. */
-    size_t limit = MS_PEEK(segment->large_limit); /* below mapped while on loan */
-    size_t in_use = (limit < mapped ? limit : mapped) - header;
-    size_t requested = MS_PEEK(segment->large_requested);
+    /* A tail on loan (past the limit) is still the cache's memory. */
+    size_t limit = MS_PEEK(segment->large_limit);
+    if (limit < mapped && limit >= header) {
+        u->free_cached += mapped - limit;
+        mapped = limit;
+    }
+    size_t in_use = mapped - header, requested = MS_PEEK(segment->large_requested);
     if (MS_SECURE && requested <= in_use)
         in_use = requested;
     u->large_blocks++;
@@ -92,7 +96,7 @@ void ms_usage_collect(ms_usage_t *out) {
     out->heaps += ms_explicit_heap_count();
     ms_stats_t stats;
     ms_stats_read(&stats);
-    out->free_cached = stats.large_cached;
+    out->free_cached += stats.large_cached; /* with the tails on loan, from the walk */
     out->overhead_heaps = out->heaps * MS_HEAP_MAPPED_SIZE;
 
     out->in_use = out->small_in_use + out->large_in_use;

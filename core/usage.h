@@ -27,7 +27,8 @@ typedef struct {
 typedef struct {
     size_t mapped, in_use, free, overhead;
     /* free, by kind: holes in spans, the uncarved rest of spans, slices no
-     * span uses, freed large blocks kept mapped by the large-block cache */
+     * span uses, freed large blocks kept mapped by the large-block cache
+     * (with what of them is lent to a growing block) */
     size_t free_holes, free_uncarved, free_slices, free_cached;
     /* overhead, by kind: slice 0 of small segments (the header and the
      * rest of its slice, never given to a span) and the hardened build's

@@ -49,7 +49,8 @@ typedef struct {
     size_t free_holes;      /* free blocks inside spans */
     size_t free_uncarved;   /* the rest of spans, not cut into blocks yet */
     size_t free_slices;     /* 64 KiB slices no span uses */
-    size_t free_cached;     /* freed large blocks kept mapped for reuse */
+    size_t free_cached;     /* freed large blocks kept mapped for reuse, and the
+                               parts of them lent to a block realloc grows */
     size_t overhead;        /* metadata: each small segment's first slice (its
                                header), the pages before each large block,
                                the per-thread heap structs */

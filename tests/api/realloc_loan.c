@@ -10,8 +10,8 @@
  *     together take fewer minor faults than a tenth of the pages written
  *     (getrusage); without the loan they fault each page (4,096 faults);
  *   - the block may only use what it asked for: malloc_usable_size stays
- *     within a page of the request and mspace_get calls the rest of the
- *     mapping uncarved, not in use;
+ *     within a page of the request, mspace_get calls the rest of the
+ *     mapping uncarved, not in use, and mspace_stats counts it as cached;
  *   - the loan ends after a quiet spell, at the heap's next collection:
  *     the tail is unmapped (mincore), the buffer keeps its contents and can
  *     still grow, shrink and be freed;
@@ -37,6 +37,7 @@
 #include "../quiet.h"
 
 #pragma weak mspace_get
+#pragma weak mspace_stats_get
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -124,6 +125,16 @@ int main(void) {
         mspace_get(p, &info);
         CHECK("mspace_get agrees with malloc_usable_size",
               info.state == MSPACE_IN_USE && info.usable_size == malloc_usable_size(p));
+        /* The tail is still the cache's memory, and the totals add up. It
+         * starts within a page past the usable bytes (the hardened build's
+         * slack). */
+        size_t tail = (size_t)((char *)info.region + info.region_size - (char *)p) - info.usable_size;
+        mspace_stats s = mspace_stats_get();
+        CHECK("mspace_stats: the lent tail counts as cached",
+              tail > MiB && s.free_cached + PAGE >= tail && s.large_bytes >= info.usable_size &&
+                  s.large_bytes < s.large_mapped && s.large_mapped - s.large_bytes < tail);
+        CHECK("mspace_stats: mapped = in use + free + overhead",
+              s.mapped == s.in_use + s.free + s.overhead);
     }
 
     step = "second buffer, growing";
