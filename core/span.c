@@ -19,7 +19,6 @@ span_t *ms_span_init(segment_t *segment, unsigned first, unsigned count, unsigne
         segment->spans[first + i] = (span_t){0};
         segment->spans[first + i].head_delta = (uint8_t)i;
     }
-    ms_span_forget_parked(segment, span);
     ms_stats_add(MS_STAT_spans_created, 1);
     return span;
 }
@@ -204,13 +203,11 @@ bool ms_span_block_on_parked_page(const segment_t *segment, const span_t *span,
                    (unsigned)((end - 1) / MS_OS_PAGE) + 1);
 }
 
-bool ms_span_forget_parked(segment_t *segment, span_t *span) {
+void ms_span_forget_parked(segment_t *segment, span_t *span) {
     unsigned first = first_page(segment, span), end = first + span->slice_count * PAGES_PER_SLICE;
-    bool had = !none_parked(segment) && any_bit(segment->parked_pages, first, end);
-    if (had)
+    if (!none_parked(segment))
         parked_clear(segment, first, end);
     clear_bits(segment->quiet_pages, first, end);
-    return had;
 }
 
 /* The lowest run of parked pages, cut where no block straddles the cut

@@ -19,8 +19,9 @@ static inline char *ms_span_start(segment_t *segment, const span_t *span) {
 }
 
 /* Drops the record of span's parked pages (their memory is given back
- * already) and of its free pages; true if it had parked pages. */
-bool ms_span_forget_parked(segment_t *segment, span_t *span) MS_HIDDEN;
+ * already) and of its free pages: on reset and when its slices go back
+ * (ms_span_release, the only way they do). */
+void ms_span_forget_parked(segment_t *segment, span_t *span) MS_HIDDEN;
 
 /* Back to "nothing carved" (only when nothing is in use): the holes, parked
  * ones too, are dropped and the block test rejects every address until
