@@ -122,9 +122,13 @@ void *ms_large_resize(segment_t *segment, size_t size) {
         return NULL;
     }
     size_t mapped = page_round(offset + size);
-    if (ms_large_on_loan(segment)) { /* growth within the loan is free */
+    /* Growth within a loan is free. Past it, the loan ends first: the
+     * collector could otherwise unmap the tail under the resize. */
+    size_t loan_limit = 0;
+    if (ms_large_on_loan(segment)) {
         if (mapped >= segment->large_limit && ms_large_cache_loan_extend(segment, mapped))
             return segment->large_block;
+        loan_limit = segment->large_limit;
         ms_large_cache_loan_end(segment);
     }
     size_t old_mapped = segment->mapped_size;
@@ -163,5 +167,11 @@ void *ms_large_resize(segment_t *segment, size_t size) {
     ms_segment_register(now);
     if (owner)
         ms_explicit_heap_adopt_large(owner, now);
+    if (moved == NULL && loan_limit != 0 && old_mapped > loan_limit) {
+        /* Failed realloc leaves the block as it was, usable size included:
+         * the tail goes, as when the collector ends a loan. */
+        ms_os_unmap((char *)segment + loan_limit, old_mapped - loan_limit);
+        set_mapped(segment, loan_limit);
+    }
     return moved ? moved->large_block : NULL;
 }

@@ -168,6 +168,25 @@ int main(void) {
     CHECK("shrinks", p != NULL && intact(p, 300 * KiB));
     free(p);
 
+    /* A request no mapping can meet fails, and the block stays as it was,
+     * its usable size included, though the loan ended on the way. */
+    step = "an impossible growth of a block on loan";
+    if (mspace_get) {
+        free(malloc(BIG)); /* cached */
+        p = grow(grow(NULL, 0, 64 * KiB), 64 * KiB, 200 * KiB);
+        mspace_block_info info;
+        mspace_get(p, &info);
+        CHECK("on loan: a mapping bigger than asked",
+              p != NULL && (size_t)((unsigned char *)info.region + info.region_size - p) > 2 * MiB);
+        size_t usable = malloc_usable_size(p);
+        errno = 0;
+        void *none = realloc(p, (size_t)1 << 48);
+        CHECK("realloc to 256 TiB fails: NULL, ENOMEM", none == NULL && errno == ENOMEM);
+        CHECK("the block as it was: usable size and contents",
+              malloc_usable_size(p) == usable && intact(p, 200 * KiB));
+        free(p);
+    }
+
     /* A loan grown into the whole mapping is over: the mapping may then go
      * back to the cache and out of it (here: pushed out by big frees), and
      * nothing may touch it afterwards. */
