@@ -48,26 +48,38 @@ static size_t capacity(const segment_t *segment, const span_t *span) {
     return bytes;
 }
 
-/* The secure build threads the batch in random order: the addresses of
- * consecutive mallocs tell an attacker nothing about their neighbours. */
+/* Threads blocks [0, batch) from first onto span's list, the first block at
+ * the head. The hardened build threads them in random order: the addresses
+ * of consecutive mallocs tell an attacker nothing about their neighbours.
+ * The default build walks back to front with one pointer: a whole span is
+ * carved again each time it empties, up to 128 blocks a call, and this
+ * loop is most of what a warm malloc costs beyond its fast path. */
 static block_t *thread_batch(char *first, unsigned batch, size_t block_size, span_t *span) {
-    unsigned order[MS_SECURE ? CARVE_MAX_BLOCKS : 1];
-    if (MS_SECURE)
+    block_t *tail = span->free; /* normally NULL: carving happens when free is empty */
+    if (MS_SECURE) {
+        unsigned order[CARVE_MAX_BLOCKS];
         for (unsigned i = 0; i < batch; i++) {
             unsigned j = ms_secure_random_below(i + 1);
             order[i] = order[j];
             order[j] = i;
         }
-    block_t *tail = span->free; /* normally NULL: carving happens when free is empty */
-    for (unsigned i = batch; i-- > 0;) {
-        block_t *b = (block_t *)(first + (size_t)(MS_SECURE ? order[i] : i) * block_size);
-        if (MS_SECURE)
+        for (unsigned i = batch; i-- > 0;) {
+            block_t *b = (block_t *)(first + (size_t)order[i] * block_size);
             ms_secure_poison(b, block_size);
-        b->next = ms_link_code(tail, b);
-        b->freed_mark = (uintptr_t)span;
-        tail = b;
+            b->next = ms_link_code(tail, b);
+            b->freed_mark = (uintptr_t)span;
+            tail = b;
+        }
+        return tail;
     }
-    return tail;
+    for (char *b = first + (size_t)(batch - 1) * block_size;; b -= block_size) {
+        block_t *block = (block_t *)b;
+        block->next = tail;
+        block->freed_mark = (uintptr_t)span;
+        tail = block;
+        if (b == first)
+            return tail;
+    }
 }
 
 unsigned ms_span_carve(segment_t *segment, span_t *span) {
