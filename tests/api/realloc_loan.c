@@ -94,6 +94,17 @@ static int intact(const unsigned char *p, size_t size) {
     return 1;
 }
 
+/* A buffer grown past its span into the mapping of a freed 16 MiB block:
+ * it is on loan. *whole: the bytes from it to the mapping's end. */
+static unsigned char *borrow(size_t *whole) {
+    free(malloc(BIG)); /* cached */
+    unsigned char *p = grow(grow(NULL, 0, 64 * KiB), 64 * KiB, 200 * KiB);
+    mspace_block_info info;
+    mspace_get(p, &info);
+    *whole = (size_t)((unsigned char *)info.region + info.region_size - p);
+    return p;
+}
+
 int main(void) {
     TEST_BEGIN("api/realloc_loan");
     signal(SIGALRM, on_alarm);
@@ -172,12 +183,9 @@ int main(void) {
      * its usable size included, though the loan ended on the way. */
     step = "an impossible growth of a block on loan";
     if (mspace_get) {
-        free(malloc(BIG)); /* cached */
-        p = grow(grow(NULL, 0, 64 * KiB), 64 * KiB, 200 * KiB);
-        mspace_block_info info;
-        mspace_get(p, &info);
-        CHECK("on loan: a mapping bigger than asked",
-              p != NULL && (size_t)((unsigned char *)info.region + info.region_size - p) > 2 * MiB);
+        size_t whole;
+        p = borrow(&whole);
+        CHECK("on loan: a mapping bigger than asked", p != NULL && whole > 2 * MiB);
         size_t usable = malloc_usable_size(p);
         errno = 0;
         void *none = realloc(p, (size_t)1 << 48);
@@ -192,11 +200,8 @@ int main(void) {
      * nothing may touch it afterwards. */
     step = "a loan grown to its whole mapping";
     if (mspace_get) {
-        free(malloc(BIG)); /* cached */
-        p = grow(grow(NULL, 0, 64 * KiB), 64 * KiB, 200 * KiB);
-        mspace_block_info info;
-        mspace_get(p, &info);
-        size_t whole = (size_t)((unsigned char *)info.region + info.region_size - p);
+        size_t whole;
+        p = borrow(&whole);
         CHECK("borrowed a mapping bigger than asked", p != NULL && whole > 2 * MiB);
         p = grow(p, 200 * KiB, whole);
         CHECK("grown to the whole mapping", p != NULL && intact(p, whole));
