@@ -13,27 +13,34 @@
 #include "span.h"
 #include "types.h"
 
-/* malloc for sizes up to 1 KiB when the thread's current span has a hole;
- * NULL sends the caller to its slow path (which also covers a thread that
- * has no heap yet: its spans are all ms_span_empty). The hardened build
- * also checks the next link (a bad one is reported by the slow path) and
- * does its hand-out work; in the default build MS_SECURE_TRAILER is 0,
+/* malloc for sizes up to MS_DIRECT_MEDIUM_MAX when the thread's current
+ * span of the class has a hole; NULL sends the caller to its slow path
+ * (which also covers a thread that has no heap yet: its spans are all
+ * ms_span_empty). Up to 1 KiB the class comes from the size in one shift;
+ * above, from its top bits (see heap_t's direct arrays). The hardened
+ * build also checks the next link (a bad one is reported by the slow path)
+ * and does its hand-out work; in the default build MS_SECURE_TRAILER is 0,
  * ms_link_code returns its argument and the extra lines vanish. */
 static inline void *ms_alloc_fast(size_t size) {
-    if (MS_LIKELY(size <= MS_DIRECT_MAX - MS_SECURE_TRAILER)) {
-        span_t *span = ms_heap_tls->direct[(size + MS_SECURE_TRAILER + 15) >> 4];
-        block_t *block = span->free;
-        if (MS_LIKELY(block != NULL)) {
-            block_t *next = ms_link_code(block->next, block);
-            if (MS_SECURE && next && !ms_span_is_block_start(ms_segment_base(span), span, next))
-                return NULL;
-            span->free = next;
-            block->freed_mark = 0;
-            span->used++;
-            if (MS_SECURE)
-                ms_secure_block_out(block, span->block_size, size);
-            return block;
-        }
+    span_t *span;
+    if (MS_LIKELY(size <= MS_DIRECT_MAX - MS_SECURE_TRAILER))
+        span = ms_heap_tls->direct[(size + MS_SECURE_TRAILER + 15) >> 4];
+    else if (size <= MS_DIRECT_MEDIUM_MAX - MS_SECURE_TRAILER)
+        span = ms_heap_tls->direct_medium[ms_size_class_above_table(size + MS_SECURE_TRAILER) -
+                                          MS_CLASS_TABLE_COUNT];
+    else
+        return NULL;
+    block_t *block = span->free;
+    if (MS_LIKELY(block != NULL)) {
+        block_t *next = ms_link_code(block->next, block);
+        if (MS_SECURE && next && !ms_span_is_block_start(ms_segment_base(span), span, next))
+            return NULL;
+        span->free = next;
+        block->freed_mark = 0;
+        span->used++;
+        if (MS_SECURE)
+            ms_secure_block_out(block, span->block_size, size);
+        return block;
     }
     return NULL;
 }

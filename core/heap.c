@@ -11,6 +11,7 @@
 span_t ms_span_empty;
 heap_t ms_heap_empty = {
     .direct = {[0 ... MS_DIRECT_COUNT - 1] = &ms_span_empty},
+    .direct_medium = {[0 ... MS_DIRECT_MEDIUM_COUNT - 1] = &ms_span_empty},
     .alloc_span = {[0 ... MS_CLASS_COUNT - 1] = &ms_span_empty},
 };
 __thread heap_t *ms_heap_tls = &ms_heap_empty;
@@ -68,6 +69,8 @@ static void set_alloc_span(heap_t *heap, unsigned size_class, span_t *span) {
     span_t *direct = observe_every_call ? &ms_span_empty : span;
     for (unsigned i = direct_first[size_class]; i < direct_end[size_class]; i++)
         heap->direct[i] = direct;
+    if (size_class - MS_CLASS_TABLE_COUNT < MS_DIRECT_MEDIUM_COUNT)
+        heap->direct_medium[size_class - MS_CLASS_TABLE_COUNT] = direct;
 }
 
 /* The local_key of the owner's listed spans: what free's fast path compares

@@ -21,13 +21,19 @@
 
 /* malloc's fast path indexes direct[] by (size + 15) / 16 for sizes up to
  * MS_DIRECT_MAX: entry i is alloc_span of the class of size 16 * i, so the
- * size-to-class lookup costs nothing there. heap.c:set_alloc_span keeps the
- * two in step. */
+ * size-to-class lookup costs nothing there. Above, up to MS_SMALL_MAX (the
+ * classes whose blocks share spans), it indexes direct_medium[] by class:
+ * entry i is alloc_span of class MS_CLASS_TABLE_COUNT + i. Either holds
+ * ms_span_empty instead while every call is observed (heap.c). heap.c:
+ * set_alloc_span keeps them in step with alloc_span. */
 #define MS_DIRECT_MAX MS_CLASS_TABLE_MAX
 #define MS_DIRECT_COUNT (MS_DIRECT_MAX / 16 + 1)
+#define MS_DIRECT_MEDIUM_MAX MS_SMALL_MAX
+#define MS_DIRECT_MEDIUM_COUNT 64 /* eight classes per doubling, 1 KiB .. 256 KiB */
 
 struct heap_s {
     span_t *direct[MS_DIRECT_COUNT];
+    span_t *direct_medium[MS_DIRECT_MEDIUM_COUNT];
     span_t *alloc_span[MS_CLASS_COUNT]; /* never NULL: ms_span_empty when none */
     uintptr_t thread_id;                /* owner; 0 while pooled */
     _Atomic(block_t *) remote_free;     /* pushed by other threads, drained by the owner */

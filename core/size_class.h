@@ -27,12 +27,18 @@ extern const uint8_t ms_class_table[MS_CLASS_TABLE_MAX / 16 + 1] MS_HIDDEN;
 
 #define MS_CLASS_TABLE_COUNT 20 /* classes the table covers: 16 .. 1024 */
 
-static inline unsigned ms_size_class_of(size_t size) {
-    if (size <= MS_CLASS_TABLE_MAX)
-        return ms_class_table[(size + 15) >> 4];
+/* Class of a size the table does not cover (above MS_CLASS_TABLE_MAX): the
+ * doubling it falls in, then the three bits below its top one. */
+static inline unsigned ms_size_class_above_table(size_t size) {
     size_t s = size - 1;
     unsigned top = 63u - (unsigned)__builtin_clzll(s); /* >= 10 here */
     return MS_CLASS_TABLE_COUNT + (top - 10u) * 8u + (unsigned)((s >> (top - 3u)) & 7u);
+}
+
+static inline unsigned ms_size_class_of(size_t size) {
+    if (size <= MS_CLASS_TABLE_MAX)
+        return ms_class_table[(size + 15) >> 4];
+    return ms_size_class_above_table(size);
 }
 
 static inline size_t ms_size_class_size(unsigned size_class) {

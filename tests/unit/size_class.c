@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "../harness.h"
+#include "heap.h"
 #include "secure.h"
 #include "size_class.h"
 
@@ -108,6 +109,10 @@ int main(void) {
         }
     CHECK("table == computed for every size 129..1024", table_disagrees == 0);
     CHECK("fast-path table index covers 1024", ((MS_CLASS_TABLE_MAX + 15) >> 4) == 64);
+    CHECK("malloc's fast path by class covers the classes above the table to MS_SMALL_MAX",
+          ms_size_class_of(MS_DIRECT_MEDIUM_MAX) ==
+                  MS_CLASS_TABLE_COUNT + MS_DIRECT_MEDIUM_COUNT - 1 &&
+              MS_DIRECT_MEDIUM_MAX == MS_SMALL_MAX);
 
     /* Spans: one slice up to 8 KiB, at least eight blocks up to
      * MS_SMALL_MAX, exactly one block above (in as few slices as hold it,
