@@ -45,33 +45,54 @@ static inline void *ms_alloc_fast(size_t size) {
     return NULL;
 }
 
-/* free of a block by the thread that owns its span. The span's local_key
- * matches only for the owner of a listed span, so one compare also rules
- * out free slices, forwarding slices, full spans and large segments. The
- * block test (see span_t) rejects interior, misaligned and never-carved
- * addresses, the mark a block that is already a hole. false sends the
- * caller to its slow path. A block of a span longer than a slice is tested
- * here only if it starts in the first slice; the others take the slow path. */
+/* The owner's free of block into span, offset bytes from the span's start.
+ * The span's local_key matches only for the owner of a listed span, so one
+ * compare also rules out free slices, forwarding slices, full spans and
+ * large segments. The block test (see span_t) rejects interior, misaligned
+ * and never-carved addresses, the mark a block that is already a hole.
+ * false sends the caller to its slow path. */
+static inline bool ms_free_into(segment_t *segment, span_t *span, block_t *block,
+                                uint64_t offset) {
+    if (MS_LIKELY(span->local_key == ms_thread_id() &&
+                  offset * span->block_magic < span->carved_limit &&
+                  block->freed_mark != (uintptr_t)span)) {
+        if (MS_SECURE)
+            ms_secure_block_in(block, span->block_size, "free");
+        block->next = ms_link_code(span->free, block);
+        block->freed_mark = (uintptr_t)span;
+        span->free = block;
+        if (MS_UNLIKELY(--span->used == 0))
+            ms_heap_span_emptied(segment->heap, segment, span);
+        return true;
+    }
+    return false;
+}
+
+/* free's fast path: a block that starts in the first slice of its span
+ * (all of them, for spans of one slice: classes up to 8 KiB). The slice's
+ * descriptor is the span's own, found with a shift and a mask. */
 static inline bool ms_free_fast(void *p) {
     if (MS_LIKELY(ms_segment_mapped(p))) {
         segment_t *segment = ms_segment_base(p);
-        span_t *span = ms_segment_slice_of(segment, p);
-        block_t *block = (block_t *)p;
-        uint64_t offset = (uintptr_t)p & (MS_SLICE_SIZE - 1);
-        if (MS_LIKELY(span->local_key == ms_thread_id() &&
-                      offset * span->block_magic < span->carved_limit &&
-                      block->freed_mark != (uintptr_t)span)) {
-            if (MS_SECURE)
-                ms_secure_block_in(block, span->block_size, "free");
-            block->next = ms_link_code(span->free, block);
-            block->freed_mark = (uintptr_t)span;
-            span->free = block;
-            if (MS_UNLIKELY(--span->used == 0))
-                ms_heap_span_emptied(segment->heap, segment, span);
-            return true;
-        }
+        return ms_free_into(segment, ms_segment_slice_of(segment, p), (block_t *)p,
+                            (uintptr_t)p & (MS_SLICE_SIZE - 1));
     }
     return false;
+}
+
+/* free's second try, first thing on its slow path: the same for a block
+ * that starts past the first slice of its span, whose descriptor is found
+ * from the slice's. */
+static inline bool ms_free_fast_far(void *p) {
+    if (!ms_segment_mapped(p))
+        return false;
+    segment_t *segment = ms_segment_base(p);
+    span_t *slice = ms_segment_slice_of(segment, p);
+    if (slice->head_delta == 0) /* a span's first slice, or no span's */
+        return false;
+    span_t *span = slice - slice->head_delta;
+    return ms_free_into(segment, span, (block_t *)p,
+                        (uintptr_t)p - (uintptr_t)ms_span_start(segment, span));
 }
 
 /* General malloc for a thread that has a heap: any size, any power-of-two

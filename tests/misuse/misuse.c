@@ -159,6 +159,29 @@ static void double_free_small(void) {
     free(p);
     free(launder(p));
 }
+/* 16 KiB blocks come eight to a span of two slices: the last of eight
+ * made from a fresh span starts in the second slice, where free finds the
+ * span's descriptor from the slice's (alloc.h: ms_free_fast_far). */
+static char *second_slice_block(void) {
+    char *last = NULL;
+    for (int i = 0; i < 8; i++) {
+        char *p = malloc(16384);
+        if (p > last)
+            last = p;
+    }
+    return last;
+}
+static void double_free_second_slice(void) {
+    char *p = second_slice_block();
+    report(p);
+    free(p);
+    free(launder(p));
+}
+static void free_interior_second_slice(void) {
+    char *p = second_slice_block() + 16;
+    report(p);
+    free(p);
+}
 /* 16 KiB blocks, all but the first freed; after a quiet spell the next
  * span made collects, and the pages of the holes beside the first go back
  * to the OS with the holes' links and marks: a hole there, still a block
@@ -532,6 +555,10 @@ int main(void) {
     static const struct mcase cases[] = {
         {"double free of a small block", double_free_small, "mspace: free(): double free of ", 0},
         {"double free of an 8 MiB block", double_free_large, "mspace: free(): ", 1},
+        {"double free of a block past its span's first slice", double_free_second_slice,
+         "mspace: free(): double free of ", 0},
+        {"free of malloc(16 KiB)+16 past its span's first slice", free_interior_second_slice,
+         "mspace: free(): invalid pointer ", 0},
         {"double free after other frees", double_free_after_others,
          "mspace: free(): double free of ", 0},
         {"double free of a hole whose pages went back", double_free_parked,

@@ -272,6 +272,27 @@ static void test_fast(void) {
     CHECK("fast: malloc above MS_SMALL_MAX declines",
           ms_alloc_fast(MS_DIRECT_MEDIUM_MAX + 1) == NULL && ms_alloc_fast(SIZE_MAX) == NULL);
 
+    /* A block past the first slice of its span (16 KiB blocks: eight to a
+     * span of two slices): free's fast path declines it, the second try
+     * takes it, once. */
+    char *eight[8], *far = NULL;
+    for (int i = 0; i < 8; i++) {
+        eight[i] = ms_alloc(h, 16384, 0);
+        if (eight[i] > far)
+            far = eight[i];
+    }
+    CHECK("far: the last block starts in its span's second slice",
+          ms_segment_slice_of(ms_segment_base(far), far)->head_delta == 1);
+    CHECK("far: an interior address declined", !ms_free_fast_far(far + 16));
+    CHECK("far: the fast path declines it, the second try takes it",
+          !ms_free_fast(far) && ms_free_fast_far(far));
+    CHECK("far: a second free declined (the slow path reports it)", !ms_free_fast_far(far));
+    CHECK("far: a block of a first slice declined (the fast path's)",
+          !ms_free_fast_far(eight[0] == far ? eight[1] : eight[0]));
+    for (int i = 0; i < 8; i++)
+        if (eight[i] != far)
+            ms_free(eight[i], "free");
+
     char *p = user_malloc(64);
     CHECK("fast: NULL declined", !ms_free_fast(NULL));
     CHECK("fast: stack declined", !ms_free_fast(&local));
