@@ -84,6 +84,10 @@ static block_t *thread_batch(char *first, unsigned batch, size_t block_size, spa
 
 unsigned ms_span_carve(segment_t *segment, span_t *span) {
     size_t span_bytes = capacity(segment, span);
+    /* Asked of every span that runs out of holes, most often carved to its
+     * end already: answered before the divisions below. */
+    if (span->carved_end + span->block_size > span_bytes)
+        return 0;
     unsigned left = (unsigned)((span_bytes - span->carved_end) / span->block_size);
     /* Carving writes a link into every block of the batch. Into fresh
      * pages (a span never carved whole), carve the blocks that start in the
