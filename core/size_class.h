@@ -53,10 +53,11 @@ static inline size_t ms_size_class_size(unsigned size_class) {
     return (size_t)(9 + step) * ((size_t)128 << group);
 }
 
-/* Slices per span: one for classes up to 8 KiB, enough for eight blocks up
- * to MS_SMALL_MAX, so big classes still amortise the span set-up, and just
- * enough for one block above (plus the secure build's guard page, in case
- * the span ends the segment). */
+/* Slices per span: one for classes up to 8 KiB; above, up to MS_SMALL_MAX,
+ * enough for sixteen blocks up to 64 KiB and for eight or more beyond, so
+ * big classes still amortise the span set-up; and just enough for one
+ * block above (plus the secure build's guard page, in case the span ends
+ * the segment). */
 unsigned ms_size_class_slices(unsigned size_class) MS_HIDDEN;
 
 #endif

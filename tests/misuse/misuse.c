@@ -159,9 +159,9 @@ static void double_free_small(void) {
     free(p);
     free(launder(p));
 }
-/* 16 KiB blocks come eight to a span of two slices: the last of eight
- * made from a fresh span starts in the second slice, where free finds the
- * span's descriptor from the slice's (alloc.h: ms_free_fast_far). */
+/* 16 KiB blocks come four to a slice: the last of eight made from a fresh
+ * span starts in its second slice, where free finds the span's descriptor
+ * from the slice's (alloc.h: ms_free_fast_far). */
 static char *second_slice_block(void) {
     char *last = NULL;
     for (int i = 0; i < 8; i++) {

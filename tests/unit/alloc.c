@@ -272,9 +272,9 @@ static void test_fast(void) {
     CHECK("fast: malloc above MS_SMALL_MAX declines",
           ms_alloc_fast(MS_DIRECT_MEDIUM_MAX + 1) == NULL && ms_alloc_fast(SIZE_MAX) == NULL);
 
-    /* A block past the first slice of its span (16 KiB blocks: eight to a
-     * span of two slices): free's fast path declines it, the second try
-     * takes it, once. */
+    /* A block past the first slice of its span (16 KiB blocks: four to a
+     * slice, the eighth of a fresh span in its second slice): free's fast
+     * path declines it, the second try takes it, once. */
     char *eight[8], *far = NULL;
     for (int i = 0; i < 8; i++) {
         eight[i] = ms_alloc(h, 16384, 0);

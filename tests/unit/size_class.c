@@ -114,8 +114,8 @@ int main(void) {
                   MS_CLASS_TABLE_COUNT + MS_DIRECT_MEDIUM_COUNT - 1 &&
               MS_DIRECT_MEDIUM_MAX == MS_SMALL_MAX);
 
-    /* Spans: one slice up to 8 KiB, at least eight blocks up to
-     * MS_SMALL_MAX, exactly one block above (in as few slices as hold it,
+    /* Spans: one slice up to 8 KiB, sixteen blocks up to 64 KiB and at
+     * least eight up to MS_SMALL_MAX, exactly one block above (in as few slices as hold it,
      * with room for the secure build's guard page); the blocks fit the span
      * and the counters' widths. */
     int bad_slices = 0;
@@ -128,8 +128,10 @@ int main(void) {
                  capacity * size <= span_bytes && capacity <= UINT16_MAX;
         if (size <= 8192)
             ok = ok && slices == 1;
+        else if (size <= 64 * 1024)
+            ok = ok && capacity >= 16 && slices <= 16;
         else if (size <= MS_SMALL_MAX)
-            ok = ok && capacity >= 8;
+            ok = ok && capacity >= 8 && slices <= 32;
         else
             ok = ok && capacity == 1 && (size_t)(slices - 1) * MS_SLICE_SIZE < size &&
                  (size_t)slices * MS_SLICE_SIZE >= size + MS_SECURE_GUARD &&
@@ -138,8 +140,11 @@ int main(void) {
             fprintf(stderr, "class %u (%zu bytes): %u slices, capacity %zu\n", c, size, slices,
                     capacity);
     }
-    CHECK("span sizes: 1 slice <= 8 KiB, >= 8 blocks to 256 KiB, 1 above, fits a segment",
+    CHECK("span sizes: 1 slice <= 8 KiB, >= 16 blocks to 64 KiB, >= 8 to 256 KiB, 1 above",
           bad_slices == 0);
+    CHECK("16 KiB class span: 4 slices of 16 blocks; 128 KiB: 16 slices of 8",
+          ms_size_class_slices(ms_size_class_of(16 * 1024)) == 4 &&
+              ms_size_class_slices(ms_size_class_of(128 * 1024)) == 16);
     CHECK("256 KiB class span: 32 slices of 8 blocks",
           ms_size_class_slices(ms_size_class_of(MS_SMALL_MAX)) == 32);
     CHECK("largest class span: one 2 MiB block (+ guard page when secure)",
