@@ -96,15 +96,27 @@ static inline void *xmalloc(size_t n) {
     return p;
 }
 
-/* The small-churn kernel shared by churn.c and threads.c: a working set of
- * `live` blocks of random sizes 16..512 bytes; each pair frees a random one
- * (after reading its first byte) and puts a new random-size block in its
- * place, writing its first and last byte. */
+/* The churn kernel shared by churn.c and threads.c: a working set of
+ * `live` blocks of random sizes; each pair frees a random one (after
+ * reading its first byte) and puts a new random-size block in its place,
+ * writing its first and last byte. Sizes are uniform in 16..512 bytes
+ * (small churn), unless churn_octaves is set: then a random one of that
+ * many doublings from churn_min, and a uniform size within it (medium
+ * churn: buffers, strings and pages, where each doubling is as common). */
 #define CHURN_MIN 16
 #define CHURN_MAX 512
+static size_t churn_min = CHURN_MIN;
+static unsigned churn_octaves;
+
+static inline size_t churn_size(uint64_t r) {
+    if (churn_octaves == 0)
+        return CHURN_MIN + (uint32_t)r % (CHURN_MAX - CHURN_MIN + 1);
+    size_t low = churn_min << ((uint32_t)(r >> 16) % churn_octaves);
+    return low + (uint32_t)r % low;
+}
 
 static inline char *churn_new(uint64_t r) {
-    size_t n = CHURN_MIN + (uint32_t)r % (CHURN_MAX - CHURN_MIN + 1);
+    size_t n = churn_size(r);
     char *p = malloc(n);
     if (__builtin_expect(p == NULL, 0)) {
         fprintf(stderr, "malloc(%zu) failed\n", n);

@@ -1,10 +1,12 @@
-/* Small churn, one thread: a working set of LIVE blocks (default 4096) of
- * random sizes 16..512 bytes; PAIRS times (default 10,000,000) a random
- * block is freed (its first byte read first) and replaced by a new block of
- * random size (first and last byte written). Fixed seed: every allocator
- * gets the same sequence of requests.
+/* Churn, one thread: a working set of LIVE blocks (default 4096) of
+ * random sizes; PAIRS times (default 10,000,000) a random block is freed
+ * (its first byte read first) and replaced by a new block of random size
+ * (first and last byte written). Fixed seed: every allocator gets the same
+ * sequence of requests. Sizes are uniform in 16..512 bytes, or with MIN
+ * and OCTAVES a random one of OCTAVES doublings from MIN and uniform
+ * within it (1024 6: 1 KiB to 64 KiB, each doubling as common).
  *
- *   churn [PAIRS [LIVE]]
+ *   churn [PAIRS [LIVE [MIN OCTAVES]]]
  *
  * Prints:
  *   pairs, live       the parameters
@@ -17,6 +19,10 @@
 int main(int argc, char **argv) {
     long pairs = arg_count(argc, argv, 1, 10000000);
     uint32_t live = (uint32_t)arg_count(argc, argv, 2, 4096);
+    if (argc > 3) {
+        churn_min = (size_t)arg_count(argc, argv, 3, CHURN_MIN);
+        churn_octaves = (unsigned)arg_count(argc, argv, 4, 1);
+    }
     uint64_t rng = 0x5eed;
     char **slots = xmalloc(live * sizeof *slots);
 

@@ -13,7 +13,7 @@
 # each workload's time relative to glibc to bench/results/<date>-<host>.png.
 # --instr counts instructions per malloc and per free under callgrind (seed
 # and churn) and adds that table to the same .md and .csv. --only runs some
-# of the workloads (seed churn threads xthread realloc frag sqlite) and writes its
+# of the workloads (seed churn medium threads xthread realloc frag sqlite) and writes its
 # tables to build/bench/partial/ instead.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -58,7 +58,7 @@ commas() { echo "$1" | sed -e ':a' -e 's/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3
 # Adding a workload is adding these and its name to WORKLOADS. SUMMARY
 # (below) says which figures go in the summary table and the chart.
 declare -A WL_FIGS WL_HEAD WL_BETTER WL_ABOUT
-WORKLOADS=(seed churn threads xthread realloc frag sqlite)
+WORKLOADS=(seed churn medium threads xthread realloc frag sqlite)
 
 build_prog() { # NAME: build/bench/NAME from bench/NAME.c (and bench/bench.h)
     local src=bench/$1.c bin=build/bench/$1
@@ -84,6 +84,13 @@ WL_FIGS[churn]="ns_per_pair:ns per pair:range;peak_rss_kb:peak RSS MiB:mib"
 WL_HEAD[churn]=ns_per_pair
 wl_churn_build() { build_prog churn; }
 wl_churn_cmd() { CMD=("$ROOT/build/bench/churn" "$CHURN_PAIRS" 4096); }
+
+MEDIUM_PAIRS=$(q 2000000 500000)
+WL_ABOUT[medium]="Medium churn, one thread: the same loop over a working set of 1,000 blocks of 1–64 KiB (a random doubling, then a uniform size within it, so each doubling is as common: buffers, strings, pages), $(commas $MEDIUM_PAIRS) pairs; time per free+malloc pair"
+WL_FIGS[medium]="ns_per_pair:ns per pair:range;peak_rss_kb:peak RSS MiB:mib"
+WL_HEAD[medium]=ns_per_pair
+wl_medium_build() { build_prog churn; }
+wl_medium_cmd() { CMD=("$ROOT/build/bench/churn" "$MEDIUM_PAIRS" 1000 1024 6); }
 
 THREAD_PAIRS=$(q 5000000 1500000)
 WL_ABOUT[threads]="The same churn in 1, 2 and 4 threads at once, each with its own 4,096-block working set, $(commas $THREAD_PAIRS) pairs per thread; throughput in free+malloc pairs per second over all threads, and scaling = N-thread / 1-thread throughput (this machine has $(nproc) cores, so 4 threads cannot beat 2). *cores busy* = CPU time / wall time of the phase: below 2, the threads did not get two cores to themselves (the machine is shared)"
@@ -140,6 +147,8 @@ wl_sqlite_cmd() { CMD=("$ROOT/build/bench/spawn" "$ROOT/$SQLITE_SQL" sqlite3 :me
 SUMMARY=(
     "seed|warm_pair_ns|seed: warm malloc+free pair, ns|time|seed"
     "churn|ns_per_pair|small churn: ns per pair|time|churn"
+    "medium|ns_per_pair|medium churn (1–64 KiB): ns per pair|time|medium churn"
+    "medium|peak_rss_kb|medium churn: peak RSS, MiB|mem|medium RSS"
     "threads|ops_per_sec_2t|threads: Mpairs/s with 2 threads|time|threads 2t"
     "xthread|ms_per_million|cross-thread: ms per million blocks|time|cross-thread"
     "realloc|ms_doubling|realloc: ms per buffer, doubling|time|realloc x2"
