@@ -137,6 +137,14 @@ static bool find_block(const void *p, block_home_t *home) {
     return true;
 }
 
+bool ms_free_far(void *p, segment_t *segment, span_t *slice) {
+    if (slice->head_delta == 0) /* a span's first slice, or no span's */
+        return false;
+    span_t *span = slice - slice->head_delta;
+    return ms_free_into(segment, span, (block_t *)p,
+                        (uintptr_t)p - (uintptr_t)ms_span_start(segment, span));
+}
+
 void ms_free(void *p, const char *caller) {
     if (p == NULL)
         return;

@@ -68,31 +68,24 @@ static inline bool ms_free_into(segment_t *segment, span_t *span, block_t *block
     return false;
 }
 
-/* free's fast path: a block that starts in the first slice of its span
- * (all of them, for spans of one slice: classes up to 8 KiB). The slice's
- * descriptor is the span's own, found with a shift and a mask. */
+/* The rest of free's fast path, out of line so that the first part keeps
+ * its registers: p past the first slice of a longer span. */
+bool ms_free_far(void *p, segment_t *segment, span_t *slice) MS_HIDDEN MS_NOINLINE;
+
+/* free's fast path. A block that starts in the first slice of its span
+ * (all of them, for spans of one slice: classes up to 8 KiB) has the
+ * slice's descriptor for its span's, found with a shift and a mask; one
+ * further in a longer span, declined there, is found from the slice's
+ * descriptor, which says how far back the span's is. */
 static inline bool ms_free_fast(void *p) {
     if (MS_LIKELY(ms_segment_mapped(p))) {
         segment_t *segment = ms_segment_base(p);
-        return ms_free_into(segment, ms_segment_slice_of(segment, p), (block_t *)p,
-                            (uintptr_t)p & (MS_SLICE_SIZE - 1));
+        span_t *slice = ms_segment_slice_of(segment, p);
+        if (ms_free_into(segment, slice, (block_t *)p, (uintptr_t)p & (MS_SLICE_SIZE - 1)))
+            return true;
+        return ms_free_far(p, segment, slice);
     }
     return false;
-}
-
-/* free's second try, first thing on its slow path: the same for a block
- * that starts past the first slice of its span, whose descriptor is found
- * from the slice's. */
-static inline bool ms_free_fast_far(void *p) {
-    if (!ms_segment_mapped(p))
-        return false;
-    segment_t *segment = ms_segment_base(p);
-    span_t *slice = ms_segment_slice_of(segment, p);
-    if (slice->head_delta == 0) /* a span's first slice, or no span's */
-        return false;
-    span_t *span = slice - slice->head_delta;
-    return ms_free_into(segment, span, (block_t *)p,
-                        (uintptr_t)p - (uintptr_t)ms_span_start(segment, span));
 }
 
 /* General malloc for a thread that has a heap: any size, any power-of-two

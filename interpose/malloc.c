@@ -38,7 +38,7 @@ static MS_NOINLINE void *alloc_slow(size_t size, size_t alignment) {
 }
 
 static MS_NOINLINE void free_slow(void *p, const char *caller) {
-    if (ms_free_fast_far(p) || p == NULL || ms_bootstrap_owns(p))
+    if (p == NULL || ms_bootstrap_owns(p))
         return;
     int saved_errno = errno;
     if (MS_UNLIKELY(ms_observing))

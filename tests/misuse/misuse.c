@@ -161,7 +161,7 @@ static void double_free_small(void) {
 }
 /* 16 KiB blocks come four to a slice: the last of eight made from a fresh
  * span starts in its second slice, where free finds the span's descriptor
- * from the slice's (alloc.h: ms_free_fast_far). */
+ * from the slice's (alloc.h: ms_free_fast). */
 static char *second_slice_block(void) {
     char *last = NULL;
     for (int i = 0; i < 8; i++) {
