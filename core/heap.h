@@ -49,6 +49,8 @@ struct heap_s {
     unsigned hole_cursor;               /* class where the next purge of holes starts */
     uint64_t last_collect_ms;
     uint64_t last_event_ms;             /* last span made or emptied */
+    uint64_t clock_looked_ms;           /* when a malloc last looked at the clock because */
+    bool clock_armed;                   /* the direct entries are blanked (heap.c: arm_clock) */
     heap_t *all_next;                   /* every heap ever made */
     heap_t *pool_next;                  /* pooled heaps */
     uint64_t calls[MS_CALL_COUNT];      /* see MS_CALLS_LIST; written by the owner only */
