@@ -148,16 +148,16 @@ SUMMARY=(
     "seed|warm_pair_ns|seed: warm malloc+free pair, ns|time|seed"
     "churn|ns_per_pair|small churn: ns per pair|time|churn"
     "medium|ns_per_pair|medium churn (1–64 KiB): ns per pair|time|medium churn"
-    "medium|peak_rss_kb|medium churn: peak RSS, MiB|mem|medium RSS"
+    "medium|peak_rss_kb|medium churn: peak RSS, MiB|mem|medium churn"
     "threads|ops_per_sec_2t|threads: Mpairs/s with 2 threads|time|threads 2t"
     "xthread|ms_per_million|cross-thread: ms per million blocks|time|cross-thread"
     "realloc|ms_doubling|realloc: ms per buffer, doubling|time|realloc x2"
     "realloc|ms_small_steps|realloc: ms per buffer, 4 KiB steps|time|realloc +4K"
     "frag|ms_total|frag: ms total|time|frag"
-    "frag|peak_rss_kb|frag: peak RSS, MiB|mem|peak RSS"
-    "frag|rss_after_free_settled_kb|frag: RSS after free (settled), MiB|mem|RSS after free"
+    "frag|peak_rss_kb|frag: peak RSS, MiB|mem|frag peak"
+    "frag|rss_after_free_settled_kb|frag: RSS after free (settled), MiB|mem|frag settled"
     "sqlite|ms_total|sqlite3: ms total|time|sqlite3"
-    "sqlite|peak_rss_kb|sqlite3: peak RSS, MiB|mem|sqlite3 RSS"
+    "sqlite|peak_rss_kb|sqlite3: peak RSS, MiB|mem|sqlite3"
 )
 
 if [ -n "$ONLY" ]; then
@@ -594,10 +594,10 @@ chart() {
         tcmalloc) colors+=" #2ca02c" ;; mimalloc) colors+=" #ff7f0e" ;; *) colors+=" #9467bd" ;;
         esac
     done
-    local na=${#ALLOCS[@]} term='pngcairo size 1500,640 font "DejaVu Sans,12" noenhanced'
+    local na=${#ALLOCS[@]} term='pngcairo size 1700,640 font "DejaVu Sans,12" noenhanced'
     local out=$PNG
     gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1 || {
-        term='svg size 1500,640 font "DejaVu Sans,12" noenhanced'; out=${PNG%.png}.svg; }
+        term='svg size 1700,640 font "DejaVu Sans,12" noenhanced'; out=${PNG%.png}.svg; }
     # The bytes the program still uses after its frees, as a line.
     local kept
     kept=$(awk -v x="${MED[frag|glibc|kept_kb]:-0}" 'BEGIN { printf "%.1f", x / 1024 }')
@@ -626,7 +626,7 @@ set ytics nomirror
 set border 3
 set multiplot
 set origin 0, 0
-set size 0.76, 1
+set size 0.7, 1
 set title "$DATE $HOST: time relative to glibc, median of $REPS runs (log scale; below the line = faster than glibc)" font ",13"
 set logscale y
 set yrange [$yr]
@@ -644,12 +644,13 @@ plot for [i=2:na+1] "$dat" using (x(\$0, i)):(column(i)):(x(\$0, i) - bw / 2):(x
          with labels rotate by 90 right offset 0, -0.3 font ",9" notitle
 unset arrow 1
 unset logscale y
-set origin 0.76, 0
-set size 0.24, 1
-set title "frag: resident memory, MiB" font ",13"
+set origin 0.7, 0
+set size 0.3, 1
+set title "peak resident memory, MiB (frag: also settled)" font ",13"
+set xtics font ",11"
 if ($kept > 0) {
     set arrow 2 from graph 0, first $kept to graph 1, first $kept nohead dt 3 lc rgb "#444444" front
-    set xlabel "dotted: $kept MiB still in use after the frees;\nRSS after free measured settled" font ",10"
+    set xlabel "dotted: the $kept MiB frag still uses after its frees;\nfrag settled = RSS after those frees, settled" font ",10"
 }
 set yrange [0:*]
 set ytics auto
@@ -664,7 +665,7 @@ plot for [i=2:na+1] "$mem" using (x(\$0, i)):(column(i)):(x(\$0, i) - bw / 2):(x
          with labels rotate by 90 left offset 0, 0.3 font ",9" notitle
 unset multiplot
 EOF
-    [ $nm -gt 0 ] || sed -i '/^set origin 0.76/,/^unset multiplot/{/^unset multiplot/!d}; s/^set size 0.76, 1/set size 1, 1/' "$gp"
+    [ $nm -gt 0 ] || sed -i '/^set origin 0.7,/,/^unset multiplot/{/^unset multiplot/!d}; s/^set size 0.7, 1/set size 1, 1/' "$gp"
     if gnuplot "$gp" 2>build/bench/chart.log; then
         note "chart: $out"
         [ "$out" = "$PNG" ] || sed -i "s|($DATE-$HOST.png)|($DATE-$HOST.svg)|" "$MD"
