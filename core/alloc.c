@@ -154,6 +154,7 @@ void ms_free(void *p, const char *caller) {
     if (home.span == NULL) {
         large_check(home.segment, p, caller);
         ms_large_free(home.segment);
+        ms_heap_large_freed(ms_heap_tls);
         return;
     }
     /* A block already marked free is left for ms_heap_free to call a double

@@ -233,6 +233,7 @@ static size_t purge_holes(heap_t *heap, bool everything) {
  * others and the pages inside holes: everything, or what has waited a
  * collection already. */
 static size_t heap_collect(heap_t *heap, bool everything) {
+    heap->freed_unsettled &= !everything;
     size_t released = ms_large_cache_collect(everything);
     retire_empty_spans(heap, everything);
     released += purge_holes(heap, everything);
@@ -262,20 +263,19 @@ static void note_span_event(heap_t *heap) {
  * But it may then run only mallocs and frees that the fast paths take and
  * that empty no span: nothing would look at the clock again (the hardened
  * build kept bench/frag's 270 MiB after a single cycle's frees). So a span
- * emptied arms the clock: every direct entry is blanked, and the next
- * malloc of any class takes the slow path, which puts them back and looks.
- * Not again within CLOCK_REARM_MS of that look: a program that mallocs and
- * frees spans' worth of blocks in turn (bench/churn of 1-64 KiB blocks) paid
- * 11% more instructions when every emptied span armed it. Frees that end
- * a program's activity within that time of its last malloc leave it
- * unarmed, and their memory waits for the next span event, as before. */
+ * emptied, or a large block freed into the cache, arms the clock: every
+ * direct entry is blanked, and the next malloc of any class takes the slow
+ * path, which puts them back and looks. While what was freed waits for a
+ * quiet collection, that look arms the clock again, for the malloc after a
+ * quiet spell. Not within CLOCK_REARM_MS of the previous look: a program
+ * that mallocs and frees spans' worth of blocks in turn (bench/churn of
+ * 1-64 KiB blocks) paid 11% more instructions when every emptied span
+ * armed it. So a program that mallocs several times within that time after
+ * its last frees, and then only takes fast paths, still waits for its next
+ * span event. */
 #define CLOCK_REARM_MS 2
 
-/* After note_span_event: last_event_ms is now. */
-static void arm_clock(heap_t *heap) {
-    if (heap->clock_armed || heap->last_event_ms - heap->clock_looked_ms < CLOCK_REARM_MS ||
-        heap->is_explicit || heap_pooled(heap))
-        return;
+static void blank_direct(heap_t *heap) {
     heap->clock_armed = true;
     for (unsigned i = 0; i < MS_DIRECT_COUNT; i++)
         heap->direct[i] = &ms_span_empty;
@@ -283,17 +283,34 @@ static void arm_clock(heap_t *heap) {
         heap->direct_medium[i] = &ms_span_empty;
 }
 
+/* After note_span_event: last_event_ms is now. */
+static void arm_clock(heap_t *heap) {
+    if (!heap->clock_armed && heap->last_event_ms - heap->clock_looked_ms >= CLOCK_REARM_MS &&
+        !heap->is_explicit && !heap_pooled(heap))
+        blank_direct(heap);
+}
+
 static void look_at_clock(heap_t *heap) {
+    uint64_t previous = heap->clock_looked_ms;
     heap->clock_armed = false;
     for (unsigned c = 0; c < MS_CLASS_COUNT; c++)
         set_alloc_span(heap, c, heap->alloc_span[c]);
     note_span_event(heap);
     heap->clock_looked_ms = heap->last_event_ms;
+    if (heap->freed_unsettled && heap->clock_looked_ms - previous >= CLOCK_REARM_MS)
+        blank_direct(heap);
 }
 
-static void note_span_emptied(heap_t *heap) {
+/* A span emptied or a large block freed: memory a collection may give back. */
+static void note_freed(heap_t *heap) {
+    heap->freed_unsettled = true;
     note_span_event(heap);
     arm_clock(heap);
+}
+
+void ms_heap_large_freed(heap_t *heap) {
+    if (heap != &ms_heap_empty)
+        note_freed(heap);
 }
 
 /* ---- spans ---- */
@@ -385,7 +402,7 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
          * now and then only, so memory freed just before the program went
          * quiet still goes back on its next activity. */
         if ((++heap->current_emptied & 63) == 0)
-            note_span_emptied(heap);
+            note_freed(heap);
         return;
     }
     heap->streamed = 0; /* memory comes back: the heap is not only growing */
@@ -396,7 +413,7 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
         partial_remove(heap, span);
         span_retire(heap, segment, span);
         if (!heap_pooled(heap))
-            note_span_emptied(heap);
+            note_freed(heap);
         return;
     }
     /* Forget the holes: carving again lays blocks out in address order, which
@@ -409,7 +426,7 @@ void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) {
         span->local_key = fast_free_key(heap);
     }
     heap->empty_spans++;
-    note_span_emptied(heap);
+    note_freed(heap);
 }
 
 /* A span with parked holes takes its frees on the slow path. One that the

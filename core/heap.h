@@ -51,6 +51,7 @@ struct heap_s {
     uint64_t last_event_ms;             /* last span made or emptied */
     uint64_t clock_looked_ms;           /* when a malloc last looked at the clock because */
     bool clock_armed;                   /* the direct entries are blanked (heap.c: arm_clock) */
+    bool freed_unsettled;               /* freed since the last collection of everything */
     heap_t *all_next;                   /* every heap ever made */
     heap_t *pool_next;                  /* pooled heaps */
     uint64_t calls[MS_CALL_COUNT];      /* see MS_CALLS_LIST; written by the owner only */
@@ -85,6 +86,9 @@ void *ms_heap_alloc(heap_t *heap, unsigned size_class) MS_HIDDEN;
  * double free is reported as "<caller>(): double free of ...". */
 void ms_heap_free(segment_t *segment, span_t *span, block_t *block,
                   const char *caller) MS_HIDDEN;
+/* The calling thread freed a large block (heap: its heap, or ms_heap_empty):
+ * the large-block cache gives it back at one of the heap's collections. */
+void ms_heap_large_freed(heap_t *heap) MS_HIDDEN;
 /* The owner's free() just emptied span (its used count reached zero). */
 void ms_heap_span_emptied(heap_t *heap, segment_t *segment, span_t *span) MS_HIDDEN;
 

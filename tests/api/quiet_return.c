@@ -1,12 +1,14 @@
 /* Memory a program freed before going quiet goes back when it is active
  * again, even if that activity takes only fast paths.
  *
- * A program frees 64 MiB of small blocks, sleeps past two collection
- * intervals, and then mallocs and frees blocks of a class whose span keeps
- * a block in use: no span is made or emptied, so no span event looks at
+ * A program frees 64 MiB of small blocks, mallocs one (too soon for a
+ * collection to give anything back), sleeps past two collection intervals,
+ * and then mallocs and frees blocks of that one's class: its span keeps a
+ * block in use, so no span is made or emptied and no span event looks at
  * the clock. The first of those mallocs must (heap.c: arm_clock), and the
  * 64 MiB must be gone from the RSS after them. The hardened build kept it
- * all before (bench/frag with one cycle: 270 MiB settled).
+ * all before (bench/frag with one cycle: 270 MiB settled). The same for
+ * 64 MiB of 4 MiB blocks, which wait in the large-block cache.
  * Needs mspace: other allocators may keep such memory.
  */
 #define _GNU_SOURCE
@@ -49,6 +51,19 @@ static void *keep(void *p) {
     return p;
 }
 
+/* A quiet spell past two collection intervals, then 1,000 pairs of a class
+ * whose span keeps the anchor in use: fast paths, no span made or emptied. */
+static void quiet_then_fast_pairs(void) {
+    struct timespec quiet = {0, 300 * 1000 * 1000};
+    while (nanosleep(&quiet, &quiet) != 0)
+        ;
+    for (int i = 0; i < 1000; i++) {
+        char *p = keep(malloc(BURST_SIZE));
+        p[0] = (char)i;
+        free(p);
+    }
+}
+
 int main(void) {
     TEST_BEGIN("api/quiet_return");
     const char *pre = getenv("LD_PRELOAD");
@@ -70,22 +85,33 @@ int main(void) {
         free(blocks[i]);
     long freed = resident_kib();
 
-    struct timespec quiet = {0, 300 * 1000 * 1000};
-    while (nanosleep(&quiet, &quiet) != 0)
-        ;
-    void *anchor = keep(malloc(BURST_SIZE)); /* its span never empties below */
-    for (int i = 0; i < 1000; i++) {
-        char *p = keep(malloc(BURST_SIZE));
-        p[0] = (char)i;
-        free(p);
-    }
+    void *anchor = keep(malloc(BURST_SIZE)); /* from here on its span never empties */
+    quiet_then_fast_pairs();
     long after = resident_kib();
     fprintf(stderr, "quiet_return: RSS %ld KiB full, %ld after the frees, %ld after quiet and a burst\n",
             full, freed, after);
     CHECK("64 MiB of blocks were resident", full > 64 * 1024);
     CHECK("after a quiet spell, fast-path activity gives back the freed 64 MiB",
           after >= 0 && after < full - 48 * 1024);
-    free(anchor);
     free(blocks);
+
+    enum { LARGE = 16 };
+    char *large[LARGE];
+    long before_large = resident_kib();
+    for (int i = 0; i < LARGE; i++) {
+        large[i] = keep(malloc((size_t)4 << 20));
+        memset(large[i], i, (size_t)4 << 20);
+    }
+    long full_large = resident_kib();
+    for (int i = 0; i < LARGE; i++)
+        free(large[i]);
+    quiet_then_fast_pairs();
+    long after_large = resident_kib();
+    fprintf(stderr, "quiet_return: RSS %ld KiB before 64 MiB of 4 MiB blocks, %ld with them, "
+            "%ld after quiet and a burst\n", before_large, full_large, after_large);
+    CHECK("4 MiB blocks: 64 MiB resident", full_large - before_large > 60 * 1024);
+    CHECK("after a quiet spell, fast-path activity gives back the large blocks' 64 MiB",
+          after_large >= 0 && after_large < full_large - 48 * 1024);
+    free(anchor);
     return TEST_DONE();
 }
